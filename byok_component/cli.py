@@ -1,0 +1,375 @@
+"""The ``byok`` command line: the manual BYOK ceremony as commands (also ``python -m byok_component``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .__version__ import __version__
+from .blob import TransferBlob
+from .errors import ByokError, InputError, KekError, UnwrapError
+from .keys import (KeyType, describe_public_key, generate_private_key, load_kek_public_key, load_target_key,
+                   private_key_pem)
+from .wrap import check_kek, split, wrap
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_ERROR, EXIT_MISMATCH, EXIT_INTERNAL = 0, 1, 1, 3
+
+
+# --- small I/O helpers (the shell around the pure core) ------------------------------------------
+def progress(message: str) -> None:
+    """A progress line on stderr (stdout stays machine-readable)."""
+    print(f"byok: {message}", file=sys.stderr, flush=True)
+
+
+def read_file(path: str, *, input: str) -> bytes:  # noqa: A002
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"file {path} does not exist", input=input) from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory, not a file", input=input) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path} ({exc.strerror})", input=input) from None
+
+
+def password_from_env(var: str | None) -> bytes | None:
+    """The password lives in an environment variable, never on the command line (shell history, ps)."""
+    if not var:
+        return None
+    value = os.environ.get(var)
+    if value is None:
+        raise InputError(f"environment variable {var} is not set", input="--password-env")
+    if not value:
+        raise InputError(f"environment variable {var} is empty", input="--password-env")
+    return value.encode("utf-8")
+
+
+def write_file(path: str, data: bytes, *, private: bool = False, force: bool = False, input: str = "-o") -> None:  # noqa: A002
+    """Write atomically (temp file + rename) so a failure leaves nothing behind; private files are 0600."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise InputError(f"{path} already exists (use --force to overwrite)", input=input)
+    if not target.parent.exists():
+        raise InputError(f"directory {target.parent} does not exist", input=input)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=str(target.parent))
+    try:
+        os.fchmod(fd, 0o600 if private else 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_key_arg(path: str, password_env: str | None, kty: KeyType | None, *, input: str = "--key"):  # noqa: A002, ANN201
+    return load_target_key(read_file(path, input=input), password=password_from_env(password_env), kty=kty,
+                           input=input)
+
+
+# --- offline commands ----------------------------------------------------------------------------
+def cmd_keygen(args: argparse.Namespace) -> int:
+    kty: KeyType = args.kty
+    if kty == "oct":
+        size = args.size or 256
+        if size not in (128, 192, 256):
+            raise InputError(f"AES key size must be 128, 192 or 256 bits, got {size}", input="--size")
+        if args.curve or args.password_env:
+            raise InputError("only RSA and EC keys take --curve or --password-env", input="--kty")
+        write_file(args.out, secrets.token_bytes(size // 8), private=True, force=args.force)
+        print(f"wrote {args.out}: oct {size}-bit raw AES key (test material)")
+        return EXIT_OK
+    if kty == "RSA" and args.curve:
+        raise InputError("RSA keys take --size, not --curve", input="--curve")
+    if kty == "EC" and args.size:
+        raise InputError("EC keys take --curve, not --size", input="--size")
+    if kty == "RSA" and (args.size or 4096) >= 4096:
+        progress(f"generating RSA-{args.size or 4096} (a few seconds)")
+    key = generate_private_key(kty, size=args.size, curve=args.curve)
+    info = describe_public_key(key.public_key())  # type: ignore[attr-defined]
+    write_file(args.out, private_key_pem(key, password_from_env(args.password_env)), private=True, force=args.force)
+    if args.public_out:
+        write_file(args.public_out, (info.public_pem or "").encode("ascii"), force=args.force, input="--public-out")
+    print(f"wrote {args.out}: {info.kty} {info.curve or info.size} test key, fingerprint {info.fingerprint}")
+    return EXIT_OK
+
+
+def cmd_wrap(args: argparse.Namespace) -> int:
+    kek = check_kek(load_kek_public_key(read_file(args.kek_pem, input="--kek-pem"), input="--kek-pem"),
+                    input="--kek-pem")
+    target = load_key_arg(args.key, args.password_env, args.kty)
+    blob = _build_blob(args.kek_id, wrap(kek, target.wrapping_plaintext()))
+    write_file(args.out, blob.to_json(), force=args.force)
+    parts = split(blob.ciphertext, kek.key_size // 8)
+    print(f"wrote {args.out}: {target.kty} {target.public.curve or target.public.size} key, "
+          f"fingerprint {target.public.fingerprint}, ciphertext {len(blob.ciphertext)} bytes "
+          f"(RSA-OAEP {len(parts.rsa_part)} + AES-KWP {len(parts.kwp_part)})")
+    return EXIT_OK
+
+
+def _build_blob(kek_id: str, ciphertext: bytes) -> TransferBlob:
+    try:
+        return TransferBlob.build(kek_id, ciphertext)
+    except InputError as exc:
+        raise exc.for_input("--kek-id" if exc.input == "kek_id" else (exc.input or "--wrapped")) from None
+
+
+def cmd_blob(args: argparse.Namespace) -> int:
+    ciphertext = read_file(args.wrapped, input="--wrapped")
+    if args.kek_pem:
+        kek = check_kek(load_kek_public_key(read_file(args.kek_pem, input="--kek-pem"), input="--kek-pem"),
+                        input="--kek-pem")
+        try:
+            split(ciphertext, kek.key_size // 8)
+        except UnwrapError as exc:
+            raise InputError(exc.reason, input="--wrapped") from None
+    blob = _build_blob(args.kek_id, ciphertext)
+    write_file(args.out, blob.to_json(), force=args.force)
+    print(f"wrote {args.out}: ciphertext {len(ciphertext)} bytes for KEK {blob.kid}")
+    return EXIT_OK
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    blob = TransferBlob.parse(read_file(args.file, input="FILE"), input=args.file)
+    report: dict[str, object] = {
+        "file": args.file, "schema_version": "1.0.0", "kid": blob.kid, "alg": "dir",
+        "enc": "CKM_RSA_AES_KEY_WRAP", "generator": blob.generator, "ciphertext_bytes": len(blob.ciphertext),
+    }
+    exit_code = EXIT_OK
+    if args.kek_pem:
+        kek = load_kek_public_key(read_file(args.kek_pem, input="--kek-pem"), input="--kek-pem")
+        modulus = kek.key_size // 8
+        report["kek_bits"] = kek.key_size
+        try:
+            parts = split(blob.ciphertext, modulus)
+            report.update(rsa_part_bytes=len(parts.rsa_part), kwp_part_bytes=len(parts.kwp_part),
+                          fits_kek=True, wrapped_key_bytes_max=len(parts.kwp_part) - 8)
+        except UnwrapError as exc:
+            report.update(fits_kek=False, problem=exc.reason)
+            exit_code = EXIT_MISMATCH
+    else:  # no KEK: show the split for every KEK size the length admits
+        report["possible_splits"] = [
+            {"kek_bits": bits, "rsa_part_bytes": bits // 8, "kwp_part_bytes": len(blob.ciphertext) - bits // 8}
+            for bits in (2048, 3072, 4096)
+            if len(blob.ciphertext) - bits // 8 >= 16 and (len(blob.ciphertext) - bits // 8) % 8 == 0]
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+    else:
+        for key, value in report.items():
+            print(f"{key:>22}: {value}")
+    return exit_code
+
+
+# --- online commands -----------------------------------------------------------------------------
+def _vault_client(url: str):  # noqa: ANN202
+    from . import vault
+    try:
+        return vault.client(url)
+    except InputError as exc:
+        raise exc.for_input("--vault-url") from None
+
+
+def cmd_kek_create(args: argparse.Namespace) -> int:
+    from . import vault
+    kv = _vault_client(args.vault_url)
+    progress(f"creating KEK {args.name} (RSA-HSM {args.size}, ops import) in {args.vault_url}")
+    created = vault.create_kek(kv, args.name, args.size)
+    print(created.kid)
+    return EXIT_OK
+
+
+def cmd_kek_download(args: argparse.Namespace) -> int:
+    from . import vault
+    vk = vault.get_key(_vault_client(args.vault_url), args.name, args.version)
+    if vk is None:
+        raise InputError(f"no key {args.name} in {args.vault_url}", input="--name")
+    if vk.public is None or vk.public.public_pem is None:
+        raise KekError(f"{vk.kid} has no public key to download ({vk.kty})", input="--name")
+    write_file(args.out, vk.public.public_pem.encode("ascii"), force=args.force)
+    print(f"wrote {args.out}: {vk.kty} {vk.public.size}-bit public key of {vk.kid}")
+    return EXIT_OK
+
+
+def _parse_tags(pairs: Sequence[str] | None) -> dict[str, str] | None:
+    if pairs is None:
+        return None
+    tags: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise InputError(f"tags must be name=value, got {pair[:40]!r}", input="--tags")
+        tags[name] = value
+    if len(tags) > 15 or any(len(k) > 256 or len(v) > 256 for k, v in tags.items()):
+        raise InputError("at most 15 tags, names and values up to 256 characters", input="--tags")
+    return tags
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from . import rfc3339, vault
+    from .kid import check_key_name
+    check_key_name(args.name, input="--name")
+    if args.kty == "EC" and not args.curve:
+        raise InputError("--kty EC needs --curve (P-256, P-384, P-521 or P-256K)", input="--curve")
+    if args.kty != "EC" and args.curve:
+        raise InputError("--curve applies to --kty EC only", input="--curve")
+    blob = TransferBlob.parse(read_file(args.byok_file, input="--byok-file"), input="--byok-file")
+    not_before = rfc3339.parse(args.not_before, input="--not-before") if args.not_before else None
+    expires = rfc3339.parse(args.expires, input="--expires") if args.expires else None
+    if not_before and expires and not_before >= expires:
+        raise InputError("--not-before must be before --expires", input="--not-before")
+    tags = _parse_tags(args.tags)
+    kv = _vault_client(args.vault_url)
+    progress(f"importing {args.name} ({args.kty}-HSM) into {args.vault_url}")
+    imported = vault.import_blob(kv, args.name, blob, kty=args.kty, curve=args.curve, key_ops=args.ops,
+                                 enabled=not args.disabled, not_before=not_before, expires_on=expires, tags=tags)
+    print(json.dumps({"kid": imported.kid, "kty": imported.kty, "key_ops": list(imported.key_ops),
+                      "fingerprint": imported.fingerprint}, sort_keys=True))
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from . import vault
+    target = load_key_arg(args.key, args.password_env, None)
+    vk = vault.get_key(_vault_client(args.vault_url), args.name)
+    if vk is None:
+        print(f"{args.name}: not found in {args.vault_url}", file=sys.stderr)
+        return EXIT_MISMATCH
+    if vk.fingerprint == target.public.fingerprint:
+        print(f"{vk.kid}: holds this key (fingerprint {vk.fingerprint})")
+        return EXIT_OK
+    print(f"{vk.kid}: holds OTHER material (vault {vk.fingerprint}, file {target.public.fingerprint})",
+          file=sys.stderr)
+    return EXIT_MISMATCH
+
+
+def cmd_local_vault_serve(args: argparse.Namespace) -> int:
+    from .localvault.serve import main as serve_main
+    return serve_main(args.data, args.port, args.sku, args.faults)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    return run_demo(keep=args.keep)
+
+
+# --- parser --------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="byok", description="Azure Key Vault BYOK: wrap, package and import "
+                                     "key material you own (CKM_RSA_AES_KEY_WRAP transfer blobs).")
+    parser.add_argument("--version", action="version", version=f"byok-component {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help: str,  # noqa: A002
+            into: argparse._SubParsersAction = sub) -> argparse.ArgumentParser:
+        command = into.add_parser(name, help=help, description=help)
+        command.set_defaults(handler=handler)
+        return command
+
+    def out(command: argparse.ArgumentParser) -> None:
+        command.add_argument("-o", "--out", required=True, help="output file (not overwritten without --force)")
+        command.add_argument("--force", action="store_true", help="overwrite the output file")
+
+    p = add("keygen", cmd_keygen, "generate a TEST target key (real keys come from your HSM/KMS)")
+    p.add_argument("--kty", choices=["RSA", "EC", "oct"], default="RSA")
+    p.add_argument("--size", type=int, help="RSA: 2048/3072/4096 (default 4096); oct: 128/192/256 bits")
+    p.add_argument("--curve", choices=["P-256", "P-384", "P-521", "P-256K"], help="EC curve (default P-256)")
+    p.add_argument("--password-env", metavar="VAR", help="encrypt the PEM with the password in $VAR")
+    p.add_argument("--public-out", metavar="FILE", help="also write the public key (for previews without it)")
+    out(p)
+
+    p = add("wrap", cmd_wrap, "wrap a key for a KEK into a .byok transfer blob")
+    p.add_argument("--kek-pem", required=True, help="KEK public key PEM (byok kek download)")
+    p.add_argument("--kek-id", required=True, help="the KEK's versioned kid")
+    p.add_argument("--key", required=True, help="target key: PEM/DER private key, or raw AES bytes with --kty oct")
+    p.add_argument("--password-env", metavar="VAR", help="password of an encrypted key, read from $VAR")
+    p.add_argument("--kty", choices=["RSA", "EC", "oct"], help="expected key type (oct: raw AES key file)")
+    out(p)
+
+    p = add("blob", cmd_blob, "package ciphertext wrapped elsewhere (KMS/HSM, CKM_RSA_AES_KEY_WRAP) as .byok")
+    p.add_argument("--kek-id", required=True, help="the KEK's versioned kid")
+    p.add_argument("--wrapped", required=True, help="raw ciphertext: OAEP part || KWP part")
+    p.add_argument("--kek-pem", help="check the ciphertext length against this KEK")
+    out(p)
+
+    p = add("inspect", cmd_inspect, "show a .byok file's header and ciphertext layout")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--kek-pem", help="check the blob fits this KEK")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+    kek = add("kek", lambda a: EXIT_ERROR, "create or download the Key Exchange Key")
+    kek_sub = kek.add_subparsers(dest="kek_command", required=True, metavar="ACTION")
+    p = add("create", cmd_kek_create, "create a KEK: RSA-HSM, ops exactly [import]", kek_sub)
+    p.add_argument("--vault-url", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--size", type=int, choices=[2048, 3072, 4096], default=4096)
+    p = add("download", cmd_kek_download, "write the KEK's public key (SubjectPublicKeyInfo PEM)", kek_sub)
+    p.add_argument("--vault-url", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--version")
+    out(p)
+
+    p = add("import", cmd_import, "import a .byok file (like az keyvault key import --byok-file)")
+    p.add_argument("--vault-url", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--byok-file", required=True)
+    p.add_argument("--kty", choices=["RSA", "EC", "oct"], default="RSA", help="sent as RSA-HSM/EC-HSM/oct-HSM")
+    p.add_argument("--curve", choices=["P-256", "P-384", "P-521", "P-256K"])
+    p.add_argument("--ops", nargs="+", metavar="OP",
+                   choices=["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"])
+    p.add_argument("--tags", nargs="+", metavar="NAME=VALUE")
+    p.add_argument("--disabled", action="store_true")
+    p.add_argument("--not-before", metavar="RFC3339")
+    p.add_argument("--expires", metavar="RFC3339")
+
+    p = add("verify", cmd_verify, "exit 0 when the vault's current version holds this key's public half")
+    p.add_argument("--vault-url", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--key", required=True, help="the private key file (its public half is compared)")
+    p.add_argument("--password-env", metavar="VAR")
+
+    lv = add("local-vault", lambda a: EXIT_ERROR, "a local Key Vault test double (no place for real keys)")
+    lv_sub = lv.add_subparsers(dest="lv_command", required=True, metavar="ACTION")
+    p = add("serve", cmd_local_vault_serve, "serve a BYOK-enforcing Key Vault on https://127.0.0.1", lv_sub)
+    p.add_argument("--data", help="state directory (default: a new private temp dir)")
+    p.add_argument("--port", type=int, default=0, help="port (default: any free port)")
+    p.add_argument("--sku", choices=["premium", "standard", "managedhsm"], default="premium")
+    p.add_argument("--faults", metavar="FILE", help="fault-injection JSON (tests)")
+
+    p = add("demo", cmd_demo, "the whole BYOK flow on an embedded local vault")
+    p.add_argument("--keep", action="store_true", help="keep the demo directory")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code. Errors are one line on stderr, tracebacks only with --debug."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except ByokError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"byok: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("byok: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback (it may quote secrets)
+        if args.debug:
+            traceback.print_exc()
+        print(f"byok: internal error ({type(exc).__name__}); rerun with --debug for details", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""ByokKey: a Pulumi dynamic resource that imports key material you own into Key Vault via BYOK."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Mapping, Optional, Sequence
+
+import pulumi
+from pulumi.dynamic import Resource
+
+from .provider import ByokKeyProvider
+
+__all__ = ["ByokKey", "ByokKeyArgs", "OUTPUT_NAMES"]
+
+# Outputs beyond the echoed inputs (DESIGN.md "Resource ByokKey").
+OUTPUT_NAMES: tuple[str, ...] = ("kid", "version", "key_type", "key_size", "curve", "public_key_pem", "fingerprint")
+
+
+@dataclass
+class ByokKeyArgs:
+    """Inputs of a ByokKey. Give ``key_file`` (+ ``key_password``), or ``wrapped_key_file`` + ``public_key_file``.
+
+    ``public_key_file`` beside ``key_file`` lets previews run without the private key (recommended for PR runners).
+    """
+
+    vault_url: pulumi.Input[str]
+    key_name: pulumi.Input[str]
+    kek_id: pulumi.Input[str]
+    key_file: Optional[pulumi.Input[str]] = None
+    key_password: Optional[pulumi.Input[str]] = None
+    wrapped_key_file: Optional[pulumi.Input[str]] = None
+    public_key_file: Optional[pulumi.Input[str]] = None
+    key_type: Optional[pulumi.Input[str]] = None
+    curve: Optional[pulumi.Input[str]] = None
+    key_ops: Optional[pulumi.Input[Sequence[pulumi.Input[str]]]] = None
+    enabled: Optional[pulumi.Input[bool]] = None
+    not_before: Optional[pulumi.Input[str]] = None
+    expires_on: Optional[pulumi.Input[str]] = None
+    tags: Optional[pulumi.Input[Mapping[str, pulumi.Input[str]]]] = None
+    purge_on_delete: Optional[pulumi.Input[bool]] = None
+    adopt_existing: Optional[pulumi.Input[bool]] = None
+
+
+class ByokKey(Resource, module="byok", name="ByokKey"):
+    """A BYOK key in Azure Key Vault (type ``pulumi-python:dynamic/byok:ByokKey``)."""
+
+    vault_url: pulumi.Output[str]
+    key_name: pulumi.Output[str]
+    kek_id: pulumi.Output[str]
+    kid: pulumi.Output[str]
+    version: pulumi.Output[str]
+    key_type: pulumi.Output[str]
+    key_size: pulumi.Output[int]
+    curve: pulumi.Output[Optional[str]]
+    public_key_pem: pulumi.Output[Optional[str]]
+    fingerprint: pulumi.Output[str]
+    key_ops: pulumi.Output[list[str]]
+    enabled: pulumi.Output[bool]
+    tags: pulumi.Output[dict[str, str]]
+
+    def __init__(self, resource_name: str, args: ByokKeyArgs,
+                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        props: dict[str, Any] = {name: None for name in OUTPUT_NAMES}
+        props.update({f.name: getattr(args, f.name) for f in fields(args)})
+        if args.key_password is not None:
+            # Stored encrypted in state like any secret input; the provider never echoes it.
+            props["key_password"] = pulumi.Output.secret(args.key_password)
+        super().__init__(ByokKeyProvider(), resource_name, props, opts)

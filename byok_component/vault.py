@@ -1,0 +1,404 @@
+"""Key Vault data-plane adapter over azure-keyvault-keys: the only module that talks to a vault.
+
+It maps Azure's errors onto our tree, configures azure-core's retries (429/5xx with Retry-After), waits
+out RBAC propagation (403 right after a role assignment) for a bounded time, and makes imports safe to
+retry: an import is never blindly re-sent after an ambiguous failure — the vault is asked first whether
+the import already landed, so a retry never makes a duplicate version.
+
+The Azure SDK is imported lazily: previews (check/diff) never load it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence, TypeVar
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .blob import TransferBlob
+from .errors import (ByokError, KekError, KeyConflictError, KeyDeletedError, KeyNotFoundError, ThrottledError,
+                     VaultAuthError, VaultError, VaultPermissionError)
+from .keys import PublicKeyInfo, public_key_from_jwk
+from .kid import KeyId, LOOPBACK_HOSTS, normalize_vault_url
+from .wrap import check_kek
+
+if TYPE_CHECKING:  # pragma: no cover
+    from azure.keyvault.keys import KeyClient, KeyVaultKey
+
+__all__ = [
+    "VaultKey", "Kek", "client", "fetch_kek", "get_key", "is_deleted", "import_blob", "update_properties",
+    "delete", "create_kek", "recover", "purge", "clear_kek_cache", "settings", "Settings",
+    "ENV_CA_BUNDLE", "ENV_TOKEN_FILE",
+]
+
+ENV_CA_BUNDLE = "BYOK_CA_BUNDLE"
+ENV_TOKEN_FILE = "BYOK_ACCESS_TOKEN_FILE"
+ENV_RBAC_WAIT = "BYOK_RBAC_WAIT_SECONDS"
+ENV_TIMEOUT = "BYOK_HTTP_TIMEOUT_SECONDS"
+ENV_IMPORT_ATTEMPTS = "BYOK_IMPORT_ATTEMPTS"
+
+CRYPTO_OFFICER_HINT = ("the principal needs the 'Key Vault Crypto Officer' role on the vault "
+                       "('Managed HSM Crypto User' on a Managed HSM)")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Knobs read from the environment at call time (never stored in state)."""
+
+    rbac_wait_seconds: float = 120.0  # how long a 403 may be RBAC propagation before we give up
+    timeout_seconds: float = 60.0     # per-request read timeout
+    import_attempts: int = 4          # imports re-sent at most this often, each after checking the vault
+    max_retry_after: float = 60.0     # never sleep longer than this on one Retry-After
+
+
+def settings() -> Settings:
+    def number(name: str, default: float) -> float:
+        raw = os.environ.get(name)
+        try:
+            return float(raw) if raw else default
+        except ValueError:
+            raise ByokError(f"must be a number, got {raw!r}", input=name) from None
+
+    base = Settings()
+    return Settings(number(ENV_RBAC_WAIT, base.rbac_wait_seconds), number(ENV_TIMEOUT, base.timeout_seconds),
+                    max(1, int(number(ENV_IMPORT_ATTEMPTS, base.import_attempts))), base.max_retry_after)
+
+
+@dataclass(frozen=True, slots=True)
+class VaultKey:
+    """What the vault holds for one key version (public parts only)."""
+
+    kid: str
+    name: str
+    version: str
+    kty: str
+    key_ops: tuple[str, ...]
+    enabled: bool
+    not_before: datetime | None
+    expires_on: datetime | None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    public: PublicKeyInfo | None = None
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self.public.fingerprint if self.public else None
+
+
+@dataclass(frozen=True, slots=True)
+class Kek:
+    """A checked Key Exchange Key: versioned kid and RSA public key."""
+
+    kid: str
+    public_key: rsa.RSAPublicKey = field(repr=False)
+
+    @property
+    def size(self) -> int:
+        return self.public_key.key_size
+
+
+# --- credentials and clients --------------------------------------------------------------------
+class _TokenFileCredential:
+    """A bearer token read from a file at each call (BYOK_ACCESS_TOKEN_FILE). Its repr names the file only."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+        try:
+            token = Path(self._path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise VaultAuthError(f"cannot read the token file ({exc.strerror})", input=ENV_TOKEN_FILE) from None
+        if not token:
+            raise VaultAuthError("the token file is empty", input=ENV_TOKEN_FILE)
+        return AccessToken(token, int(time.time()) + 3600)
+
+    def __repr__(self) -> str:
+        return f"_TokenFileCredential({self._path!r})"
+
+
+_default_credential: Any = None
+_credential_lock = threading.Lock()
+
+
+def _credential() -> Any:
+    token_file = os.environ.get(ENV_TOKEN_FILE)
+    if token_file:
+        return _TokenFileCredential(token_file)
+    global _default_credential
+    with _credential_lock:  # one DefaultAzureCredential per process: it caches tokens
+        if _default_credential is None:
+            from azure.identity import DefaultAzureCredential
+            _default_credential = DefaultAzureCredential()
+        return _default_credential
+
+
+def client(vault_url: str) -> "KeyClient":
+    """A KeyClient for ``vault_url``: retries for 429/5xx honouring Retry-After, our timeout, our CA bundle."""
+    from azure.keyvault.keys import KeyClient
+
+    url = normalize_vault_url(vault_url)
+    host = url.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
+    options: dict[str, Any] = {
+        # A local vault on loopback cannot be *.vault.azure.net; the challenge check only makes sense on Azure.
+        "verify_challenge_resource": host not in LOOPBACK_HOSTS,
+        "retry_total": 6, "retry_status": 6, "retry_backoff_factor": 0.8, "retry_backoff_max": 30,
+        "read_timeout": settings().timeout_seconds, "connection_timeout": 10,
+    }
+    ca_bundle = os.environ.get(ENV_CA_BUNDLE)
+    if ca_bundle:
+        options["connection_verify"] = ca_bundle
+    return KeyClient(url, _credential(), **options)
+
+
+# --- errors --------------------------------------------------------------------------------------
+def _one_line(text: str) -> str:
+    words = " ".join(str(text).split())
+    return words if len(words) <= 400 else words[:397] + "..."
+
+
+def _map_error(exc: Exception, what: str) -> ByokError:
+    """Translate an azure-core error into our tree; the text is Azure's code and message, one line."""
+    from azure.core.exceptions import (ClientAuthenticationError, HttpResponseError, ResourceExistsError,
+                                       ResourceNotFoundError, ServiceRequestError, ServiceResponseError)
+
+    if isinstance(exc, ByokError):
+        return exc
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return VaultError(f"{what}: could not reach the vault ({type(exc).__name__}: {_one_line(exc.message)})")
+    if not isinstance(exc, HttpResponseError):
+        return VaultError(f"{what}: {type(exc).__name__}")
+    status = exc.status_code
+    code = getattr(exc.error, "code", None) if exc.error else None
+    message = getattr(exc.error, "message", None) if exc.error else None
+    inner = getattr(exc.error, "innererror", None) if exc.error else None
+    inner_code = inner.get("code") if isinstance(inner, dict) else None
+    text = f"{what}: ({code or status}) {_one_line(message or str(exc).splitlines()[0])}"
+    if isinstance(exc, ClientAuthenticationError) or status == 401:
+        return VaultAuthError(text, status=status, code=code)
+    if isinstance(exc, ResourceNotFoundError) or status == 404:
+        return KeyNotFoundError(text, status=status, code=code)
+    if status == 409 and (inner_code == "ObjectIsDeletedButRecoverable" or "deleted but recoverable" in text):
+        return KeyDeletedError(f"{text} — recover it (`az keyvault key recover`) or purge it "
+                               "(`az keyvault key purge`) first", status=status, code=code)
+    if isinstance(exc, ResourceExistsError) or status == 409:
+        return KeyConflictError(text, status=status, code=code)
+    if status == 403:
+        hint = "" if "purge protection" in text.lower() else f"; {CRYPTO_OFFICER_HINT}"
+        return VaultPermissionError(text + hint, status=status, code=code)
+    if status == 429:
+        throttled = ThrottledError(text, status=status, code=code)
+        headers = exc.response.headers if exc.response is not None else {}
+        try:
+            throttled.retry_after = float(headers.get("Retry-After") or 1)  # type: ignore[attr-defined]
+        except ValueError:
+            throttled.retry_after = 1.0  # type: ignore[attr-defined]
+        return throttled
+    return VaultError(text, status=status, code=code)
+
+
+def _is_rbac_wait(error: ByokError) -> bool:
+    return isinstance(error, VaultPermissionError) and "purge protection" not in str(error).lower()
+
+
+def _call(what: str, fn: Callable[[], T]) -> T:
+    """Run one SDK call, mapping errors; a 403 is retried with backoff while RBAC may still be propagating."""
+    deadline = time.monotonic() + settings().rbac_wait_seconds
+    delay = 2.0
+    while True:
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - mapped and re-raised typed
+            error = _map_error(exc, what)
+            if _is_rbac_wait(error) and time.monotonic() + delay < deadline:
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            raise error from None
+
+
+# --- reading -------------------------------------------------------------------------------------
+def _to_vault_key(key: "KeyVaultKey") -> VaultKey:
+    jwk = key.key
+    kty = str(key.key_type)
+    public: PublicKeyInfo | None = None
+    if not kty.startswith("oct"):
+        members = {"kty": kty, "n": jwk.n, "e": jwk.e, "crv": str(jwk.crv) if jwk.crv else None,
+                   "x": jwk.x, "y": jwk.y}
+        public = public_key_from_jwk({k: v for k, v in members.items() if v is not None}, input=key.name)
+    props = key.properties
+    return VaultKey(
+        kid=key.id, name=key.name, version=props.version or "", kty=kty,
+        key_ops=tuple(str(op) for op in (key.key_operations or ())),
+        enabled=bool(props.enabled), not_before=props.not_before, expires_on=props.expires_on,
+        tags=dict(props.tags or {}), public=public)
+
+
+def get_key(kv: "KeyClient", name: str, version: str | None = None) -> VaultKey | None:
+    """The key's current (or given) version, or None when the vault holds no such key."""
+    try:
+        return _to_vault_key(_call(f"get key {name}", lambda: kv.get_key(name, version)))
+    except KeyNotFoundError:
+        return None
+
+
+def is_deleted(kv: "KeyClient", name: str) -> bool:
+    """Whether ``name`` is soft-deleted (recoverable or purgeable)."""
+    try:
+        _call(f"get deleted key {name}", lambda: kv.get_deleted_key(name))
+        return True
+    except KeyNotFoundError:
+        return False
+
+
+# --- the KEK -------------------------------------------------------------------------------------
+_kek_cache: dict[str, Kek] = {}
+_kek_locks: dict[str, threading.Lock] = {}
+_kek_guard = threading.Lock()
+
+
+def clear_kek_cache() -> None:
+    with _kek_guard:
+        _kek_cache.clear()
+        _kek_locks.clear()
+
+
+def fetch_kek(kek_id: str) -> Kek:
+    """Fetch and check the KEK (RSA-HSM, ops exactly ["import"], enabled, 2048/3072/4096) once per process."""
+    kid = KeyId.parse(kek_id, versioned=True, input="kek_id")
+    key = str(kid)
+    with _kek_guard:
+        cached = _kek_cache.get(key)
+        if cached is not None:
+            return cached
+        lock = _kek_locks.setdefault(key, threading.Lock())
+    with lock:  # single flight: concurrent creates wait for one fetch
+        cached = _kek_cache.get(key)
+        if cached is not None:
+            return cached
+        vk = get_key(client(kid.vault_url), kid.name, kid.version)
+        if vk is None:
+            raise KekError(f"no KEK {key} in the vault", input="kek_id")
+        kek = Kek(vk.kid, _check_kek_properties(vk))
+        with _kek_guard:
+            _kek_cache[key] = kek
+        return kek
+
+
+def _check_kek_properties(vk: VaultKey) -> rsa.RSAPublicKey:
+    if vk.kty != "RSA-HSM":
+        raise KekError(f"the KEK must be an RSA-HSM key, {vk.kid} is {vk.kty}", input="kek_id")
+    if sorted(vk.key_ops) != ["import"]:
+        raise KekError(f"the KEK's key_ops must be exactly ['import'], {vk.kid} has {list(vk.key_ops)}",
+                       input="kek_id")
+    if not vk.enabled:
+        raise KekError(f"the KEK {vk.kid} is disabled", input="kek_id")
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+    assert vk.public is not None and vk.public.public_pem is not None
+    return check_kek(load_pem_public_key(vk.public.public_pem.encode("ascii")), input="kek_id")
+
+
+def create_kek(kv: "KeyClient", name: str, size: int = 4096) -> VaultKey:
+    """Create a KEK: RSA-HSM, ``size`` bits, ops exactly ["import"] (BYOK spec)."""
+    if int(size) not in (2048, 3072, 4096):
+        raise KekError(f"KEK size must be 2048, 3072 or 4096, got {size}", input="size")
+    return _to_vault_key(_call(f"create KEK {name}", lambda: kv.create_rsa_key(
+        name, size=int(size), hardware_protected=True, key_operations=["import"])))
+
+
+# --- writing -------------------------------------------------------------------------------------
+def import_blob(kv: "KeyClient", name: str, blob: TransferBlob, *, kty: str, curve: str | None = None,
+                key_ops: Sequence[str] | None = None, enabled: bool | None = None,
+                not_before: datetime | None = None, expires_on: datetime | None = None,
+                tags: Mapping[str, str] | None = None, expected_fingerprint: str | None = None) -> VaultKey:
+    """Import a transfer blob as a new version of ``name`` (PUT /keys/{name}, kty ``{kty}-HSM``).
+
+    azure-core's own retries are off for this PUT: after a dropped connection, a timeout or a 5xx the
+    vault is asked whether the import landed (a new current version, with ``expected_fingerprint`` when
+    given) before anything is re-sent. 429s are retried after Retry-After.
+    """
+    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+    from azure.keyvault.keys import JsonWebKey
+
+    jwk = JsonWebKey(kty=f"{kty}-HSM", crv=curve, key_ops=list(key_ops) if key_ops else None, t=blob.to_json())
+    cfg = settings()
+    before = get_key(kv, name)
+    before_version = before.version if before else None
+    what = f"import key {name}"
+    for attempt in range(1, cfg.import_attempts + 1):
+        try:
+            return _call(what, lambda: _to_vault_key(kv.import_key(
+                name, jwk, hardware_protected=True, enabled=enabled, tags=dict(tags) if tags is not None else None,
+                not_before=not_before, expires_on=expires_on, retry_total=0)))
+        except (ThrottledError, VaultError) as error:
+            ambiguous = not isinstance(error, (ThrottledError, KeyConflictError, KeyNotFoundError,
+                                               VaultAuthError, VaultPermissionError)) and (
+                error.status is None or error.status >= 500)
+            if isinstance(error, ThrottledError) or error.status == 429:
+                if attempt == cfg.import_attempts:
+                    raise
+                time.sleep(min(_retry_after(error), cfg.max_retry_after))
+                continue
+            if not ambiguous:
+                raise
+            landed = get_key(kv, name)
+            if landed is not None and landed.version != before_version and (
+                    expected_fingerprint is None or landed.fingerprint == expected_fingerprint):
+                return landed  # the import committed; the response was lost
+            if attempt == cfg.import_attempts:
+                raise
+            time.sleep(min(0.5 * 2 ** attempt, 8.0) * (0.5 + random.random()))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _retry_after(error: VaultError) -> float:
+    return float(getattr(error, "retry_after", None) or 1.0)
+
+
+def update_properties(kv: "KeyClient", name: str, version: str | None, *, key_ops: Sequence[str] | None = None,
+                      enabled: bool | None = None, not_before: datetime | None = None,
+                      expires_on: datetime | None = None, tags: Mapping[str, str] | None = None) -> VaultKey:
+    """PATCH a version's properties (no new version; material is untouched)."""
+    return _to_vault_key(_call(f"update key {name}", lambda: kv.update_key_properties(
+        name, version, key_operations=list(key_ops) if key_ops is not None else None, enabled=enabled,
+        not_before=not_before, expires_on=expires_on, tags=dict(tags) if tags is not None else None)))
+
+
+def delete(kv: "KeyClient", name: str, *, purge: bool) -> None:
+    """Soft-delete ``name``; with ``purge`` wait for the deletion, then purge. An absent key counts as deleted."""
+    try:
+        poller = _call(f"delete key {name}", lambda: kv.begin_delete_key(name, _polling_interval=1))
+    except KeyNotFoundError:
+        if not purge or not is_deleted(kv, name):
+            return
+    else:
+        if not purge:
+            return
+        _call(f"wait for deletion of {name}", poller.result)
+    try:
+        _call(f"purge key {name}", lambda: kv.purge_deleted_key(name))
+    except KeyNotFoundError:
+        return
+
+
+def recover(kv: "KeyClient", name: str) -> VaultKey:
+    """Recover a soft-deleted key and wait until it is usable."""
+    _call(f"recover key {name}", lambda: kv.begin_recover_deleted_key(name, _polling_interval=1).result())
+    found = get_key(kv, name)
+    if found is None:
+        raise KeyNotFoundError(f"recover key {name}: not found after recovery")
+    return found
+
+
+def purge(kv: "KeyClient", name: str) -> None:
+    """Purge a soft-deleted key (refused by the vault under purge protection)."""
+    _call(f"purge key {name}", lambda: kv.purge_deleted_key(name))

@@ -1,0 +1,30 @@
+"""Shared fixtures: key material generated at test time (no private key is ever committed)."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+
+@functools.lru_cache(maxsize=None)
+def rsa_key(bits: int, index: int = 0) -> rsa.RSAPrivateKey:
+    """A cached RSA key per (size, index): RSA-4096 generation costs seconds, so each is made once per run."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+@functools.lru_cache(maxsize=None)
+def ec_key(curve: str, index: int = 0) -> ec.EllipticCurvePrivateKey:
+    from byok_component.keys import EC_CURVES
+    return ec.generate_private_key(EC_CURVES[curve]())
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reaches Azure or inherits the developer's credentials, proxies or CA settings."""
+    for name in list(os.environ):
+        if name.startswith(("AZURE_", "BYOK_")) or name in (
+                "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+            monkeypatch.delenv(name, raising=False)
