@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -147,7 +148,11 @@ def client(vault_url: str) -> "KeyClient":
     from azure.keyvault.keys import KeyClient
 
     url = normalize_vault_url(vault_url)
-    host = url.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
+    return KeyClient(url, _credential(), **_client_options(url))
+
+
+def _client_options(url: str) -> dict[str, Any]:
+    host = urlsplit(url).hostname or ""
     options: dict[str, Any] = {
         # A local vault on loopback cannot be *.vault.azure.net; the challenge check only makes sense on Azure.
         "verify_challenge_resource": host not in LOOPBACK_HOSTS,
@@ -157,7 +162,7 @@ def client(vault_url: str) -> "KeyClient":
     ca_bundle = os.environ.get(ENV_CA_BUNDLE)
     if ca_bundle:
         options["connection_verify"] = ca_bundle
-    return KeyClient(url, _credential(), **options)
+    return options
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -402,3 +407,13 @@ def recover(kv: "KeyClient", name: str) -> VaultKey:
 def purge(kv: "KeyClient", name: str) -> None:
     """Purge a soft-deleted key (refused by the vault under purge protection)."""
     _call(f"purge key {name}", lambda: kv.purge_deleted_key(name))
+
+
+
+def sign_digest(kid: str, algorithm: str, digest: bytes) -> bytes:
+    """Have the vault sign ``digest`` with the key version ``kid`` (proves an imported key works)."""
+    from azure.keyvault.keys.crypto import CryptographyClient
+
+    parsed = KeyId.parse(kid, versioned=True, input="kid")
+    crypto = CryptographyClient(kid, _credential(), **_client_options(parsed.vault_url))
+    return _call(f"sign with {parsed.name}", lambda: crypto.sign(algorithm, digest).signature)
