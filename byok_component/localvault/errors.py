@@ -1,0 +1,52 @@
+"""Refusals the local vault sends, in Key Vault's error shape ``{"error": {"code", "message", "innererror"}}``.
+
+Status codes follow azure-byok.md §4 (and what Azure SDK issues show for 403s on keys).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ServiceError", "bad_parameter", "key_not_found", "forbidden", "deleted_conflict"]
+
+
+class ServiceError(Exception):
+    """One HTTP error answer. The message is one line and never holds key material or tokens."""
+
+    def __init__(self, status: int, code: str, message: str, inner_code: str | None = None) -> None:
+        self.status = status
+        self.code = code
+        self.message = " ".join(message.split())
+        self.inner_code = inner_code
+        super().__init__(f"{status} {code}: {self.message}")
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.inner_code:
+            error["innererror"] = {"code": self.inner_code}
+        return {"error": error}
+
+
+def bad_parameter(message: str) -> ServiceError:
+    """400 BadParameter: what Azure answers for malformed or refused input (and what we chose for BYOK)."""
+    return ServiceError(400, "BadParameter", message)
+
+
+def key_not_found(name: str) -> ServiceError:
+    """404 KeyNotFound, worded as Azure words it."""
+    return ServiceError(404, "KeyNotFound",
+                        f"A key with (name/id) {name} was not found in this key vault. If you recently deleted "
+                        "this key you may be able to recover it using the correct recovery command.")
+
+
+def forbidden(message: str, inner_code: str) -> ServiceError:
+    """403 Forbidden with Azure's inner codes (KeyOperationForbidden, KeyDisabled, ForbiddenByRbac)."""
+    return ServiceError(403, "Forbidden", message, inner_code)
+
+
+def deleted_conflict(name: str) -> ServiceError:
+    """409 Conflict for a soft-deleted name (create and import alike)."""
+    return ServiceError(409, "Conflict",
+                        f"Key {name} is currently in a deleted but recoverable state, and its name cannot be "
+                        "reused; in this state, the key can only be recovered or purged.",
+                        "ObjectIsDeletedButRecoverable")

@@ -1,0 +1,164 @@
+"""Fault injection for reliability tests: off by default, fixed when the vault starts.
+
+A *rule* is ``"METHOD /path-prefix"``: an HTTP method or ``*``, and a prefix of the request path
+(query string ignored). ``"PUT /keys"`` matches every import, ``"POST /keys/kek/create"`` one
+create, ``"* /"`` everything.
+
+``FaultConfig`` fields; a ``--faults FILE`` JSON object uses the same names, e.g.
+``{"fail_500": {"PUT /keys": 2}, "rate_limit_writes_per_10s": 10, "drop_after_commit": 1}``:
+
+- ``fail_500: {rule: N}`` - the first N requests matching the rule get ``500 InternalServerError``
+  and nothing is done.
+- ``rate_limit_writes_per_10s: N`` - key creates and imports (``POST /keys/{n}/create``,
+  ``PUT /keys/{n}``) beyond N in any sliding 10-second window get ``429 Throttled`` with
+  ``Retry-After: <whole seconds until a slot frees>``, and nothing is done (Key Vault allows about
+  10 HSM creates per 10 s per vault; refused requests do not use up slots).
+- ``drop_before_commit: N`` - the first N imports that pass every check are dropped (connection closed,
+  no response) before anything is stored.
+- ``drop_after_commit: N`` - the first N imports are stored, then the connection is closed without a
+  response (the client cannot know it succeeded).
+- ``delay_seconds: {rule: seconds}`` - matching requests are processed, then the response is held
+  back that long (a committed write with a slow answer, for client timeouts).
+- The read-only token (``LocalVault.readonly_token_file``) is always there: GETs work, everything else
+  gets ``403 Forbidden`` (innererror ``ForbiddenByRbac``).
+
+Order for each request: authentication (401, 403) -> ``fail_500`` -> rate limit -> processing
+(drops) -> delay -> response. Only authenticated requests count, so the SDK's bodiless challenge
+request never uses a fault up.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+__all__ = ["FaultConfig", "FaultState", "rule_matches"]
+
+_FIELDS = ("fail_500", "delay_seconds", "rate_limit_writes_per_10s", "drop_before_commit", "drop_after_commit")
+_METHODS = ("GET", "PUT", "POST", "PATCH", "DELETE", "HEAD", "*")
+WINDOW_SECONDS = 10.0
+
+
+def _check_rule(rule: object) -> str:
+    method, _, prefix = str(rule).partition(" ")
+    if not isinstance(rule, str) or method not in _METHODS or not prefix.startswith("/"):
+        raise ValueError(f"fault rule {rule!r} must look like 'PUT /keys' (METHOD or *, then a path prefix)")
+    return rule
+
+
+def rule_matches(rule: str, method: str, path: str) -> bool:
+    rule_method, _, prefix = rule.partition(" ")
+    return rule_method in ("*", method) and path.startswith(prefix)
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Which faults to inject (all off by default). See the module docstring for the semantics."""
+
+    fail_500: Mapping[str, int] = field(default_factory=dict)
+    delay_seconds: Mapping[str, float] = field(default_factory=dict)
+    rate_limit_writes_per_10s: int | None = None
+    drop_before_commit: int = 0
+    drop_after_commit: int = 0
+
+    def __post_init__(self) -> None:
+        fail = {_check_rule(k): v for k, v in dict(self.fail_500).items()}
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in fail.values()):
+            raise ValueError("fail_500 counts must be whole numbers >= 0")
+        delay = {_check_rule(k): v for k, v in dict(self.delay_seconds).items()}
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 300 for v in delay.values()):
+            raise ValueError("delay_seconds values must be numbers of seconds between 0 and 300")
+        rate = self.rate_limit_writes_per_10s
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate < 1):
+            raise ValueError("rate_limit_writes_per_10s must be a whole number >= 1 (or null for no limit)")
+        for name in ("drop_before_commit", "drop_after_commit"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0")
+        object.__setattr__(self, "fail_500", MappingProxyType(fail))
+        object.__setattr__(self, "delay_seconds", MappingProxyType({k: float(v) for k, v in delay.items()}))
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> "FaultConfig":
+        if not isinstance(doc, Mapping):
+            raise ValueError("a fault config must be a JSON object")
+        unknown = sorted(set(doc) - set(_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown fault setting(s) {', '.join(unknown)} (known: {', '.join(_FIELDS)})")
+        for name in ("fail_500", "delay_seconds"):
+            if name in doc and not isinstance(doc[name], Mapping):
+                raise ValueError(f"{name} must be an object of rule -> value")
+        return cls(**dict(doc))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "FaultConfig":
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+        return cls.from_dict(doc)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.fail_500 or self.delay_seconds or self.rate_limit_writes_per_10s
+                    or self.drop_before_commit or self.drop_after_commit)
+
+
+class FaultState:
+    """The running counters of one vault's faults (thread-safe; ``clock`` injectable for tests)."""
+
+    def __init__(self, config: FaultConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._fail_left = dict(config.fail_500)
+        self._writes: deque[float] = deque()
+        self._drop_before = config.drop_before_commit
+        self._drop_after = config.drop_after_commit
+
+    def take_fail_500(self, method: str, path: str) -> bool:
+        with self._lock:
+            for rule, left in self._fail_left.items():
+                if left > 0 and rule_matches(rule, method, path):
+                    self._fail_left[rule] = left - 1
+                    return True
+        return False
+
+    def throttle_write(self) -> int | None:
+        """Count one create/import; return Retry-After seconds if it is over the rate, else None."""
+        limit = self.config.rate_limit_writes_per_10s
+        if limit is None:
+            return None
+        with self._lock:
+            now = self._clock()
+            while self._writes and self._writes[0] <= now - WINDOW_SECONDS:
+                self._writes.popleft()
+            if len(self._writes) >= limit:
+                return max(1, math.ceil(self._writes[0] + WINDOW_SECONDS - now))
+            self._writes.append(now)
+            return None
+
+    def take_drop_before_commit(self) -> bool:
+        with self._lock:
+            if self._drop_before > 0:
+                self._drop_before -= 1
+                return True
+        return False
+
+    def take_drop_after_commit(self) -> bool:
+        with self._lock:
+            if self._drop_after > 0:
+                self._drop_after -= 1
+                return True
+        return False
+
+    def delay_for(self, method: str, path: str) -> float:
+        return max((s for rule, s in self.config.delay_seconds.items() if rule_matches(rule, method, path)),
+                   default=0.0)

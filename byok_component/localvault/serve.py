@@ -1,0 +1,83 @@
+"""``byok local-vault serve``: run a LocalVault in the foreground until SIGTERM or SIGINT.
+
+Prints a one-line warning on stderr (a test double, no place for real keys), then exactly one JSON
+line on stdout once the vault accepts connections:
+``{"vault_url": "https://127.0.0.1:N", "ca_cert": "<path>", "token_file": "<path>"}``.
+Without ``--data`` the vault lives in a new private temporary directory, removed when it stops.
+Exit status: 0 after a clean stop, 2 for bad arguments (sku, faults file), 1 if it cannot start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from types import FrameType
+
+from .faults import FaultConfig
+from .policy import SKUS
+from .server import LocalVault
+
+__all__ = ["main", "cli"]
+
+
+def main(data: str | None, port: int, sku: str, faults_file: str | None) -> int:
+    """Serve until SIGTERM/SIGINT; see the module docstring for the output contract."""
+    if sku not in SKUS:
+        print(f"byok local-vault: --sku must be one of {', '.join(SKUS)}", file=sys.stderr)
+        return 2
+    try:
+        faults = FaultConfig.from_file(faults_file) if faults_file else None
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"byok local-vault: --faults {faults_file}: {exc}", file=sys.stderr)
+        return 2
+    temporary = data is None
+    data_dir = Path(tempfile.mkdtemp(prefix="byok-local-vault-")) if data is None else Path(data)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    vault = LocalVault(data_dir, port=port, sku=sku, faults=faults)
+    try:
+        try:
+            vault.start()
+        except OSError as exc:
+            print(f"byok local-vault: cannot start on 127.0.0.1:{port} with data in {data_dir}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return 1
+        try:
+            print(f"byok local-vault: WARNING: this is a TEST DOUBLE of Azure Key Vault; keys are stored "
+                  f"unprotected in {data_dir}. Never put real keys in it.", file=sys.stderr, flush=True)
+            print(json.dumps(vault.info()), flush=True)
+            stop.wait()
+        finally:
+            vault.stop()
+        return 0
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if temporary:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``python -m byok_component.localvault [--data DIR] [--port N] [--sku ...] [--faults FILE]``."""
+    parser = argparse.ArgumentParser(prog="python -m byok_component.localvault",
+                                     description="Run the local Key Vault test double (never for real keys).")
+    parser.add_argument("--data", help="data directory (default: a new temporary directory)")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
+    parser.add_argument("--sku", choices=SKUS, default="premium")
+    parser.add_argument("--faults", help="JSON file of faults to inject (see byok_component/localvault/faults.py)")
+    args = parser.parse_args(argv)
+    return main(args.data, args.port, args.sku, args.faults)
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

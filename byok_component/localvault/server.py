@@ -1,0 +1,317 @@
+"""The local vault's HTTPS server: 127.0.0.1 only, TLS only, challenge auth, faults, then VaultService.
+
+``LocalVault`` runs a ``ThreadingHTTPServer`` in a background thread. TLS is negotiated in each
+connection's own thread, so a client speaking plain HTTP only loses its own connection (it gets no
+answer, the handshake fails). ``stop()`` closes live keep-alive connections and joins every thread.
+
+Authentication follows Key Vault's challenge protocol (azure-byok.md §6): without a valid bearer token
+the answer is 401 with ``WWW-Authenticate: Bearer authorization="https://login.microsoftonline.com/
+<tenant>", resource="https://vault.azure.net"`` (``https://managedhsm.azure.net`` for sku managedhsm).
+Nothing here logs headers, bodies, tokens or key material: the access log (logger
+``byok_component.localvault``, DEBUG) holds method, path and status only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import ssl
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Mapping
+from urllib.parse import parse_qs, urlsplit
+
+from .faults import FaultConfig, FaultState
+from .policy import check_sku
+from .service import DropConnection, Request, Response, VaultService, route_of
+from .store import KeyStore
+from .tls import TlsFiles, ensure_tls_files, server_context
+from .tokens import READONLY_TOKEN_FILE, TOKEN_FILE, Tokens, load_or_create_tokens
+
+__all__ = ["LocalVault", "TENANT_ID", "DB_FILE"]
+
+log = logging.getLogger("byok_component.localvault")
+
+TENANT_ID = "00000000-0000-0000-0000-00000000b70c"  # a fixed, obviously fake tenant
+DB_FILE = "vault.sqlite3"
+MAX_BODY = 1024 * 1024
+_HANDSHAKE_TIMEOUT = 10.0
+_IDLE_TIMEOUT = 60.0
+_RESOURCE = {"premium": "https://vault.azure.net", "standard": "https://vault.azure.net",
+             "managedhsm": "https://managedhsm.azure.net"}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False  # stop() joins them (block_on_close)
+    block_on_close = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int, vault: "LocalVault", context: ssl.SSLContext, service: VaultService | None,
+                 tokens: Tokens, faults: FaultState) -> None:
+        self.vault = vault
+        self.context = context
+        self.service = service
+        self.tokens = tokens
+        self.faults = faults
+        self.ready = threading.Event()
+        self.closing = threading.Event()
+        self._connections: set[ssl.SSLSocket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(("127.0.0.1", port), _Handler)
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        self.ready.set()  # the socket has listened since __init__; from here connections are accepted
+        super().serve_forever(poll_interval)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(_HANDSHAKE_TIMEOUT)
+        try:
+            connection = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # not TLS (plain HTTP, a port scan) or a broken handshake: drop it silently
+        with self._connections_lock:
+            if self.closing.is_set():
+                connection.close()
+                return
+            self._connections.add(connection)
+        try:
+            connection.settimeout(_IDLE_TIMEOUT)
+            self.RequestHandlerClass(connection, client_address, self)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(connection)
+            connection.close()
+
+    def close_connections(self) -> None:
+        """Wake every handler blocked on a keep-alive read so that its thread ends."""
+        with self._connections_lock:
+            self.closing.set()
+            for connection in self._connections:
+                try:
+                    socket.socket.shutdown(connection, socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("connection ended with an error", exc_info=False)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as Key Vault clients expect
+    server_version = "byok-local-vault"
+    sys_version = ""
+    server: _Server
+
+    _log_path = "-"
+
+    # Never log the request line's query, headers or bodies: only method, path and status.
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        return
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        log.debug("%s %s %s", self.command, self._log_path, code)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    do_PUT = do_POST = do_PATCH = do_DELETE = do_GET
+
+    def _dispatch(self) -> None:
+        server, vault = self.server, self.server.vault
+        parts = urlsplit(self.path)
+        path = parts.path
+        self._log_path = path
+        vault._record(self.command, path)
+        if server.closing.is_set():
+            self.close_connection = True
+        if self.headers.get("Transfer-Encoding"):
+            return self._send(_error(411, "BadParameter", "send a Content-Length, not a chunked body"), close=True)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return self._send(_error(400, "BadParameter", "Content-Length is not a number"), close=True)
+        if not 0 <= length <= MAX_BODY:
+            return self._send(_error(413, "BadParameter", f"the request body is over {MAX_BODY} bytes"), close=True)
+        body = self.rfile.read(length)
+
+        access = server.tokens.access(self.headers.get("Authorization"))
+        if access is None:
+            message = ("AKV10000: Request is missing a Bearer or PoP token." if "Authorization" not in self.headers
+                       else "The bearer token is not valid for this local vault.")
+            challenge = f'Bearer authorization="https://login.microsoftonline.com/{TENANT_ID}", ' \
+                        f'resource="{_RESOURCE[vault.sku]}"'
+            return self._send(_error(401, "Unauthorized", message), {"WWW-Authenticate": challenge})
+        route = route_of(self.command, path)
+        if access == "readonly" and route.writes:
+            return self._send(_error(403, "Forbidden", "Caller is not authorized to perform action on resource "
+                                     f"(read-only token). Action: '{route.operation}'", "ForbiddenByRbac"))
+        if server.faults.take_fail_500(self.command, path):
+            return self._send(_error(500, "InternalServerError", "fault injection: fail_500"))
+        if route.creates_version:
+            retry_after = server.faults.throttle_write()
+            if retry_after is not None:
+                return self._send(_error(429, "Throttled", "Request was not processed because too many requests "
+                                         "were received. Reason: VaultRequestTypeLimitReached"),
+                                  {"Retry-After": str(retry_after)})
+        assert server.service is not None
+        request = Request(self.command, path, {k: v[-1] for k, v in parse_qs(parts.query).items()}, body)
+        try:
+            response = server.service.handle(request)
+        except DropConnection:
+            log.debug("%s %s dropped (fault injection)", self.command, path)
+            self.close_connection = True
+            return None
+        except Exception as exc:  # a bug: answer 500, log the type only (messages could quote input)
+            log.warning("%s %s failed: %s", self.command, path, type(exc).__name__)
+            response = _error(500, "InternalServerError", "the local vault failed to handle this request")
+        delay = server.faults.delay_for(self.command, path)
+        if delay:
+            server.closing.wait(delay)  # stop() cuts a delay short
+        return self._send(response)
+
+    def _send(self, response: Response, headers: Mapping[str, str] | None = None, *, close: bool = False) -> None:
+        data = b"" if response.body is None else json.dumps(response.body, separators=(",", ":")).encode("utf-8")
+        if close:
+            self.close_connection = True
+        self.send_response(response.status)
+        if response.body is not None:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("x-ms-request-id", str(uuid.uuid4()))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _error(status: int, code: str, message: str, inner: str | None = None) -> Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if inner:
+        error["innererror"] = {"code": inner}
+    return Response(status, {"error": error})
+
+
+class LocalVault:
+    """A Key Vault-compatible HTTPS server on 127.0.0.1 that enforces the BYOK spec. A test double:
+    its keys sit unprotected in ``data_dir``; never put real key material in it.
+    """
+
+    def __init__(self, data_dir: str | Path, *, port: int = 0, sku: str = "premium",
+                 faults: FaultConfig | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.sku = check_sku(sku)
+        self.faults = faults or FaultConfig()
+        self._port = port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._store: KeyStore | None = None
+        self._stats_lock = threading.Lock()
+        self._request_count = 0
+        self._requests: list[tuple[str, str]] = []
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> "LocalVault":
+        """Prepare the data dir, bind 127.0.0.1 and serve; return once connections are accepted."""
+        if self._server is not None:
+            raise RuntimeError("the local vault is already running")
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
+        tls: TlsFiles = ensure_tls_files(self.data_dir)
+        tokens = load_or_create_tokens(self.data_dir)
+        store = KeyStore(self.data_dir / DB_FILE)
+        try:
+            server = _Server(self._port, self, server_context(tls), None, tokens, FaultState(self.faults))
+        except BaseException:
+            store.close()
+            raise
+        self._port = server.server_address[1]  # a restart of this object keeps its port (and its kids)
+        server.service = VaultService(store, sku=self.sku, vault_url=self.vault_url,
+                                      vault_urls=(self.vault_url, f"https://localhost:{self._port}"),
+                                      faults=server.faults)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                  name=f"local-vault-{self._port}", daemon=True)
+        self._server, self._thread, self._store = server, thread, store
+        thread.start()
+        server.ready.wait()
+        log.debug("local vault serving %s (sku %s)", self.vault_url, self.sku)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close live connections, join every thread, close the store. Idempotent."""
+        server, thread, store = self._server, self._thread, self._store
+        if server is None:
+            return
+        server.shutdown()
+        server.close_connections()
+        server.server_close()  # joins the request threads
+        if thread is not None:
+            thread.join()
+        if store is not None:
+            store.close()
+        self._server = self._thread = self._store = None
+
+    def __enter__(self) -> "LocalVault":
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # --- what clients need -----------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        if not self._port:
+            raise RuntimeError("the local vault has no port until it is started")
+        return self._port
+
+    @property
+    def vault_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ca_cert(self) -> str:
+        return str(self.data_dir / "ca.pem")
+
+    @property
+    def token_file(self) -> str:
+        return str(self.data_dir / TOKEN_FILE)
+
+    @property
+    def readonly_token_file(self) -> str:
+        return str(self.data_dir / READONLY_TOKEN_FILE)
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def info(self) -> dict[str, str]:
+        """The one JSON line ``byok local-vault serve`` prints."""
+        return {"vault_url": self.vault_url, "ca_cert": self.ca_cert, "token_file": self.token_file}
+
+    # --- counters for tests and benchmarks ---------------------------------------------------------
+    def _record(self, method: str, path: str) -> None:
+        with self._stats_lock:
+            self._request_count += 1
+            self._requests.append((method, path))
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests handled since construction (the SDK's bodiless challenge requests included)."""
+        with self._stats_lock:
+            return self._request_count
+
+    @property
+    def requests(self) -> list[tuple[str, str]]:
+        """The live list of ``(method, path)`` handled, oldest first (path without the query string)."""
+        return self._requests
+
+    def __repr__(self) -> str:
+        state = self.vault_url if self.running else "stopped"
+        return f"LocalVault({str(self.data_dir)!r}, sku={self.sku!r}, {state})"
