@@ -43,6 +43,44 @@ def make_key_client(vault: "LocalVault", token_file: str | Path | None = None, *
                      connection_verify=vault.ca_cert, **kwargs)
 
 
+def raw_request(vault: "LocalVault", method: str, path: str, body: object = None, *,
+                token: str | None = "full", headers: dict[str, str] | None = None,
+                raw_body: bytes | None = None) -> tuple[int, dict[str, str], Any]:
+    """One HTTPS request to ``vault`` without the SDK: ``(status, headers, parsed JSON or None)``.
+
+    ``token``: "full", "readonly", None (no Authorization header) or any other literal token.
+    """
+    import http.client
+    import json
+    import ssl
+
+    context = ssl.create_default_context(cafile=vault.ca_cert)
+    connection = http.client.HTTPSConnection("127.0.0.1", vault.port, context=context, timeout=30)
+    sent = dict(headers or {})
+    if token is not None:
+        files = {"full": vault.token_file, "readonly": vault.readonly_token_file}
+        value = Path(files[token]).read_text().strip() if token in files else token
+        sent["Authorization"] = f"Bearer {value}"
+    data = raw_body if raw_body is not None else (None if body is None else json.dumps(body).encode())
+    if data is not None:
+        sent.setdefault("Content-Type", "application/json")
+    try:
+        sep = "&" if "?" in path else "?"
+        connection.request(method, f"{path}{sep}api-version=7.5", body=data, headers=sent)
+        response = connection.getresponse()
+        payload = response.read()
+        parsed = json.loads(payload) if payload else None
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, parsed
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="session")
+def vault_http() -> Callable[..., tuple[int, dict[str, str], Any]]:
+    """``vault_http(vault, method, path, body=None, token="full")`` -> (status, headers, JSON): raw REST calls."""
+    return raw_request
+
+
 @pytest.fixture(scope="session")
 def local_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalVault"]:
     """A premium-sku local vault shared by the session (tests use unique key names)."""
@@ -66,6 +104,24 @@ def key_client(local_vault: "LocalVault") -> "KeyClient":
 def key_client_factory() -> Callable[..., "KeyClient"]:
     """``factory(vault, token_file=None, **kwargs)`` -> KeyClient, for other vaults or the read-only token."""
     return make_key_client
+
+
+@pytest.fixture(scope="session")
+def token_credential() -> Callable[[str | Path], TokenFileCredential]:
+    """``token_credential(path)`` -> a TokenCredential that reads the bearer token from ``path``."""
+    return TokenFileCredential
+
+
+@pytest.fixture(scope="session")
+def crypto_client_factory() -> Callable[..., Any]:
+    """``factory(vault, key_or_kid, token_file=None)`` -> a CryptographyClient on the vault."""
+    def make(vault: "LocalVault", key: Any, token_file: str | Path | None = None) -> Any:
+        from azure.keyvault.keys.crypto import CryptographyClient
+
+        return CryptographyClient(key, TokenFileCredential(token_file or vault.token_file),
+                                  verify_challenge_resource=False, connection_verify=vault.ca_cert)
+
+    return make
 
 
 @pytest.fixture
