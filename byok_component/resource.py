@@ -8,6 +8,7 @@ from typing import Any, Mapping, Optional, Sequence
 import pulumi
 from pulumi.dynamic import Resource
 
+from .props import OUTPUTS
 from .provider import ByokKeyProvider
 
 __all__ = ["ByokKey", "ByokKeyArgs", "OUTPUT_NAMES"]
@@ -42,11 +43,27 @@ class ByokKeyArgs:
 
 
 class ByokKey(Resource, module="byok", name="ByokKey"):
-    """A BYOK key in Azure Key Vault (type ``pulumi-python:dynamic/byok:ByokKey``)."""
+    """A BYOK key in Azure Key Vault (type ``pulumi-python:dynamic/byok:ByokKey``).
 
+    New material (another fingerprint) imports a new version under the same name; ops, enabled, dates and
+    tags are updated in place; another vault or name replaces the key. ``key_password`` is never an output.
+    """
+
+    # Echoed inputs (enabled, key_ops, tags and the dates as the vault holds them).
     vault_url: pulumi.Output[str]
     key_name: pulumi.Output[str]
     kek_id: pulumi.Output[str]
+    key_file: pulumi.Output[Optional[str]]
+    wrapped_key_file: pulumi.Output[Optional[str]]
+    public_key_file: pulumi.Output[Optional[str]]
+    key_ops: pulumi.Output[list[str]]
+    enabled: pulumi.Output[bool]
+    not_before: pulumi.Output[Optional[str]]
+    expires_on: pulumi.Output[Optional[str]]
+    tags: pulumi.Output[dict[str, str]]
+    purge_on_delete: pulumi.Output[bool]
+    adopt_existing: pulumi.Output[bool]
+    # From the material and the vault.
     kid: pulumi.Output[str]
     version: pulumi.Output[str]
     key_type: pulumi.Output[str]
@@ -54,13 +71,11 @@ class ByokKey(Resource, module="byok", name="ByokKey"):
     curve: pulumi.Output[Optional[str]]
     public_key_pem: pulumi.Output[Optional[str]]
     fingerprint: pulumi.Output[str]
-    key_ops: pulumi.Output[list[str]]
-    enabled: pulumi.Output[bool]
-    tags: pulumi.Output[dict[str, str]]
 
     def __init__(self, resource_name: str, args: ByokKeyArgs,
                  opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props: dict[str, Any] = {name: None for name in OUTPUT_NAMES}
+        # A fresh dict per resource: Resource.__init__ adds __provider to it.
+        props: dict[str, Any] = {name: None for name in OUTPUTS}
         props.update({f.name: getattr(args, f.name) for f in fields(args)})
         if args.key_password is not None:
             # Stored encrypted in state like any secret input; the provider never echoes it.

@@ -1,0 +1,255 @@
+"""ByokKeyProvider: the Pulumi dynamic provider behind ``ByokKey`` — thin glue between props and vault.
+
+It holds no state and builds its Key Vault client inside each method; it lives in this importable module,
+so Pulumi pickles it by reference (a few dozen bytes naming the class, no code, no credentials;
+reference/pulumi.md §1). ``check`` and ``diff`` are offline (they run in every preview); the Azure SDK
+is imported only by the methods that talk to a vault.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider,
+                            UpdateResult)
+
+from . import props as P
+from . import rfc3339
+from .blob import TransferBlob
+from .errors import ByokError, InputError, KeyConflictError, KeyDeletedError, UnwrapError
+from .keys import PublicKeyInfo
+from .kid import KeyId, normalize_vault_url
+from .wrap import split, wrap
+
+if TYPE_CHECKING:  # pragma: no cover
+    from azure.keyvault.keys import KeyClient
+
+    from .vault import VaultKey
+
+__all__ = ["ByokKeyProvider"]
+
+
+class ByokKeyProvider(ResourceProvider):
+    """CRUD for a BYOK key in Key Vault. Stateless: safe to share between the engine's worker threads."""
+
+    # --- offline: previews -------------------------------------------------------------------------------
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        """Called first on every preview and update: validate offline, add the fingerprint and derived facts."""
+        result = P.check(olds, news)
+        return CheckResult(result.inputs, [CheckFailure(prop, reason) for prop, reason in result.failures])
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        """Called on previews and updates: old outputs (what the vault held) against the new checked inputs.
+
+        Vault or name changed -> replace; other material (fingerprint) -> update importing a new version;
+        ops/enabled/dates/tags -> update in place; kek_id or paths alone -> nothing.
+        """
+        d = P.diff(olds, news)
+        return DiffResult(changes=d.changes, replaces=list(d.replaces), stables=[],
+                          delete_before_replace=d.delete_before_replace)
+
+    # --- online: pulumi up / refresh / destroy ---------------------------------------------------------
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        """Called by `pulumi up` for a new key: wrap, import, confirm. Idempotent on a name that holds our key.
+
+        An existing key with other material is refused (unless ``adopt_existing``: then this material is
+        imported as a new version of it); a soft-deleted name is refused with how to recover or purge it.
+        """
+        from . import vault
+
+        p = P.KeyProps.from_inputs(props)
+        with _context("create", p.id):
+            material = P.load_material(p)
+            kv = vault.client(p.vault_url)
+            existing = vault.get_key(kv, p.key_name)
+            if existing is None:
+                if vault.is_deleted(kv, p.key_name):
+                    raise KeyDeletedError(_deleted_message(p), input="key_name")
+                found = _import(kv, p, material)
+            elif _holds(existing, material.public):
+                found = _patch(kv, p, existing, material.public.kty)  # adopt: no new version
+            elif p.adopt_existing:
+                found = _import(kv, p, material)
+            else:
+                held = existing.fingerprint or "an AES key whose material cannot be compared"
+                raise KeyConflictError(
+                    f"already holds other key material ({existing.kty}, {held}); set adopt_existing to import "
+                    "this material as a new version of that key, or choose another key_name", input="key_name")
+            return CreateResult(p.id, _outputs(p, found, material.public))
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """Called by `pulumi up` when diff found changes: new material imports a new version, else one PATCH.
+
+        The private key is read only when a new version is imported, so a property change needs no key_file.
+        """
+        from . import vault
+
+        p = P.KeyProps.from_inputs(news)
+        with _context("update", p.id):
+            kv = vault.client(p.vault_url)
+            current = vault.get_key(kv, p.key_name)
+            if current is None:
+                if vault.is_deleted(kv, p.key_name):
+                    raise KeyDeletedError(_deleted_message(p) + "; or run `pulumi refresh` to forget it",
+                                          input="key_name")
+                material = P.load_material(p)
+                return UpdateResult(_outputs(p, _import(kv, p, material), material.public))
+            wanted = p.fingerprint or P.public_material(news, kek_id=p.kek_id,
+                                                       key_type=p.declared_key_type).fingerprint
+            if current.public is not None:
+                material_changed = current.public.fingerprint != wanted
+            else:  # an AES key: the vault never shows it, so trust state (and any version we did not make)
+                material_changed = olds.get("fingerprint") != wanted or olds.get("version") != current.version
+            if material_changed:
+                material = P.load_material(p)
+                return UpdateResult(_outputs(p, _import(kv, p, material), material.public))
+            public = current.public or _oct_public(olds, current.version) or P.public_material(
+                news, kek_id=p.kek_id, key_type=p.declared_key_type)
+            return UpdateResult(_outputs(p, _patch(kv, p, current, public.kty), public))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """Called by `pulumi refresh`: what the vault holds now. A deleted key returns a blank id (dropped).
+
+        Ops, enabled, dates, tags, the current version and (RSA/EC) the fingerprint come from the vault;
+        the returned inputs carry the same values so the next preview diffs against reality.
+        """
+        from . import vault
+
+        vault_url, key_name = _where(id_, props)
+        with _context("read", P.key_id(vault_url, key_name)):
+            current = vault.get_key(vault.client(vault_url), key_name)
+            if current is None:
+                return ReadResult("", {})
+            old = {k: props[k] for k in P.OUTPUTS if props.get(k) is not None}
+            outs = {**old, **_vault_facts(current, _oct_public(props, current.version))}
+            outs.update(vault_url=vault_url, key_name=key_name)
+            outs = {k: v for k, v in outs.items() if v is not None}
+            inputs = {k: outs[k] for k in P.INPUTS + P.DERIVED if k in outs and k not in P.SECRET_INPUTS}
+            return ReadResult(P.key_id(vault_url, key_name), outs, inputs=inputs)
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        """Called on destroy or replacement: soft-delete; purge too when ``purge_on_delete``. Absent is deleted."""
+        from . import vault
+
+        vault_url, key_name = _where(id_, props)
+        with _context("delete", P.key_id(vault_url, key_name)):
+            vault.delete(vault.client(vault_url), key_name, purge=props.get("purge_on_delete") is True)
+
+
+# --- helpers -------------------------------------------------------------------------------------------------
+@contextmanager
+def _context(action: str, key: str) -> Iterator[None]:
+    """Prefix our errors with what was being done to which key; drop the chained traceback (no lower text)."""
+    try:
+        yield
+    except ByokError as exc:
+        error = copy.copy(exc)
+        error.args = (f"{action} {key}: {exc}",)
+        raise error from None
+
+
+def _deleted_message(p: P.KeyProps) -> str:
+    vault_name = p.vault_url.split("://", 1)[1].split(".", 1)[0]
+    return (f"is soft-deleted in {p.vault_url}: recover it (`az keyvault key recover --vault-name {vault_name} "
+            f"--name {p.key_name}`) or purge it (`az keyvault key purge --vault-name {vault_name} --name "
+            f"{p.key_name}`), or choose another key_name")
+
+
+def _where(id_: str, props: Mapping[str, Any]) -> tuple[str, str]:
+    """Vault URL and key name from state, else from the id (a get by id passes only the id)."""
+    vault_url, key_name = props.get("vault_url"), props.get("key_name")
+    if isinstance(vault_url, str) and isinstance(key_name, str):
+        return normalize_vault_url(vault_url), key_name
+    kid = KeyId.parse(id_, versioned=False, input="id")
+    return kid.vault_url, kid.name
+
+
+def _holds(existing: "VaultKey", public: PublicKeyInfo) -> bool:
+    return existing.public is not None and existing.public.fingerprint == public.fingerprint
+
+
+def _oct_public(state: Mapping[str, Any], version: str) -> PublicKeyInfo | None:
+    """An AES key's identity from state, valid only while the vault's current version is the one we made."""
+    fingerprint, size = state.get("fingerprint"), state.get("key_size")
+    if state.get("version") != version or not isinstance(fingerprint, str) or size is None:
+        return None
+    return PublicKeyInfo("oct", int(size), None, fingerprint, None, ())
+
+
+def _ops(p: P.KeyProps, kty: str) -> list[str]:
+    return list(p.key_ops) if p.key_ops is not None else list(P.KEY_OPS_BY_TYPE[kty])
+
+
+def _import(kv: "KeyClient", p: P.KeyProps, material: P.Material) -> "VaultKey":
+    """Wrap (or take the ciphertext wrapped elsewhere), import as a new version, confirm the public key."""
+    from . import vault
+
+    kek = vault.fetch_kek(p.kek_id)
+    if material.target is not None:
+        ciphertext = wrap(kek.public_key, material.target.wrapping_plaintext())
+    else:
+        assert material.ciphertext is not None
+        ciphertext = material.ciphertext
+        try:
+            split(ciphertext, (kek.size + 7) // 8)
+        except UnwrapError as exc:
+            raise InputError(f"{exc.reason} — it was not wrapped by {kek.kid}", input="wrapped_key_file") from None
+    public = material.public
+    checkable = public.kty in ("RSA", "EC")
+    found = vault.import_blob(
+        kv, p.key_name, TransferBlob.build(kek.kid, ciphertext), kty=public.kty, curve=public.curve,
+        key_ops=_ops(p, public.kty), enabled=p.enabled, not_before=p.not_before, expires_on=p.expires_on,
+        tags=p.tags, expected_fingerprint=public.fingerprint if checkable else None)
+    if checkable and found.fingerprint != public.fingerprint:
+        raise KeyConflictError(
+            f"the vault holds version {found.version} with public key {found.fingerprint}, not the expected "
+            f"{public.fingerprint}: the imported ciphertext does not hold the material described by "
+            f"{'public_key_file' if material.ciphertext is not None else 'key_file'}", input="key_name")
+    return found
+
+
+def _patch(kv: "KeyClient", p: P.KeyProps, current: "VaultKey", kty: str) -> "VaultKey":
+    """PATCH the current version to the declared properties; no call when nothing differs."""
+    from . import vault
+
+    changes: dict[str, Any] = {}
+    ops = _ops(p, kty)
+    if set(current.key_ops) != set(ops):
+        changes["key_ops"] = ops
+    if current.enabled != p.enabled:
+        changes["enabled"] = p.enabled
+    for name in ("not_before", "expires_on"):
+        wanted: datetime | None = getattr(p, name)
+        if wanted is not None and getattr(current, name) != wanted:
+            changes[name] = wanted
+    if dict(current.tags) != p.tags:
+        changes["tags"] = p.tags
+    if not changes:
+        return current
+    return vault.update_properties(kv, p.key_name, current.version, **changes)
+
+
+def _vault_facts(found: "VaultKey", oct_public: PublicKeyInfo | None) -> dict[str, Any]:
+    """Outputs that reflect the vault: version, kid, ops, enabled, dates, tags, public facts."""
+    public = found.public or oct_public
+    facts: dict[str, Any] = {
+        "kid": found.kid, "version": found.version, "key_ops": sorted(found.key_ops), "enabled": found.enabled,
+        "not_before": rfc3339.format(found.not_before), "expires_on": rfc3339.format(found.expires_on),
+        "tags": dict(sorted(found.tags.items())),
+        "key_type": found.kty.removesuffix("-HSM"),
+        "fingerprint": public.fingerprint if public else None,
+    }
+    if public is not None:
+        facts.update(key_type=public.kty, key_size=public.size, curve=public.curve, public_key_pem=public.public_pem)
+    return facts
+
+
+def _outputs(p: P.KeyProps, found: "VaultKey", material: PublicKeyInfo) -> dict[str, Any]:
+    """The inputs echoed (never the password), then what the vault reports for the version it holds."""
+    outs: dict[str, Any] = {**p.echo(), "key_size": material.size, "curve": material.curve,
+                            "public_key_pem": material.public_pem}
+    outs.update(_vault_facts(found, material if found.public is None else None))
+    return {k: v for k, v in outs.items() if v is not None}
