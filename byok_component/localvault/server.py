@@ -102,6 +102,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as Key Vault clients expect
+    disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stalls
     server_version = "byok-local-vault"
     sys_version = ""
     server: _Server
