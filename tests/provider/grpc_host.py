@@ -1,0 +1,121 @@
+"""Drive ``python -m pulumi.dynamic`` over gRPC exactly as the Pulumi engine does (reference/pulumi.md §2).
+
+The host prints its port on stdout once its gRPC server is listening; we wait for that line (no sleeps),
+then talk to it with the generated ``ResourceProviderStub``. Properties go over the wire as protobuf
+Structs, so every number comes back as a float and unknowns are the wire sentinel, as with the engine.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import grpc
+from google.protobuf import json_format, struct_pb2
+from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "byok-component"
+_STARTUP_TIMEOUT = 60.0
+_CALL_TIMEOUT = 120.0
+
+
+def struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
+    """A Struct of plain values, the way the engine sends them (no None: the engine drops unset inputs)."""
+    message = struct_pb2.Struct()
+    message.update({k: v for k, v in props.items() if v is not None})
+    return message
+
+
+def plain(message: struct_pb2.Struct) -> dict[str, Any]:
+    return json_format.MessageToDict(message)
+
+
+class ProviderHost:
+    """One ``python -m pulumi.dynamic`` process; ``stub`` is its ResourceProvider client."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._stderr = tempfile.TemporaryFile()
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("BYOK_", "AZURE_", "PULUMI_"))}
+        full_env.update({"PULUMI_PROJECT": PROJECT, "PYTHONPATH": str(ROOT), **env})
+        self.process = subprocess.Popen([sys.executable, "-u", "-m", "pulumi.dynamic"], cwd=ROOT, env=full_env,
+                                        stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL)
+        try:
+            self.port = self._read_port()
+            self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+            grpc.channel_ready_future(self.channel).result(timeout=_STARTUP_TIMEOUT)
+        except BaseException:
+            self.close()
+            raise
+        self.stub = provider_pb2_grpc.ResourceProviderStub(self.channel)
+
+    def _read_port(self) -> int:
+        assert self.process.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout=_STARTUP_TIMEOUT):
+                raise TimeoutError("python -m pulumi.dynamic printed no port")
+        line = self.process.stdout.readline()
+        if not line.strip():
+            raise RuntimeError(f"python -m pulumi.dynamic exited: {self.stderr()}")
+        return int(line)
+
+    # --- the RPCs, with plain dicts in and out -------------------------------------------------------------
+    def configure(self, config: Mapping[str, Any] | None = None) -> Any:
+        return self.stub.Configure(provider_pb2.ConfigureRequest(args=struct(config or {}), acceptSecrets=True),
+                                   timeout=_CALL_TIMEOUT)
+
+    def check(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> Any:
+        return self.stub.Check(provider_pb2.CheckRequest(urn=_URN, olds=struct(olds), news=struct(news)),
+                               timeout=_CALL_TIMEOUT)
+
+    def diff(self, id_: str, olds: Mapping[str, Any], news: Mapping[str, Any]) -> Any:
+        return self.stub.Diff(provider_pb2.DiffRequest(id=id_, urn=_URN, olds=struct(olds), news=struct(news)),
+                              timeout=_CALL_TIMEOUT)
+
+    def create(self, props: Mapping[str, Any]) -> Any:
+        return self.stub.Create(provider_pb2.CreateRequest(urn=_URN, properties=struct(props)),
+                                timeout=_CALL_TIMEOUT)
+
+    def read(self, id_: str, props: Mapping[str, Any], inputs: Mapping[str, Any] | None = None) -> Any:
+        return self.stub.Read(provider_pb2.ReadRequest(id=id_, urn=_URN, properties=struct(props),
+                                                       inputs=struct(inputs or {})), timeout=_CALL_TIMEOUT)
+
+    def update(self, id_: str, olds: Mapping[str, Any], news: Mapping[str, Any]) -> Any:
+        return self.stub.Update(provider_pb2.UpdateRequest(id=id_, urn=_URN, olds=struct(olds), news=struct(news)),
+                                timeout=_CALL_TIMEOUT)
+
+    def delete(self, id_: str, props: Mapping[str, Any]) -> Any:
+        return self.stub.Delete(provider_pb2.DeleteRequest(id=id_, urn=_URN, properties=struct(props)),
+                                timeout=_CALL_TIMEOUT)
+
+    # --- teardown --------------------------------------------------------------------------------------------
+    def stderr(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().decode("utf-8", "replace")
+
+    def close(self) -> str:
+        """Stop the host (it only ends when killed, like under the engine) and return its stderr."""
+        channel = getattr(self, "channel", None)
+        if channel is not None:
+            channel.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        text = self.stderr()
+        self._stderr.close()
+        return text
+
+
+_URN = f"urn:pulumi:test::{PROJECT}::pulumi-python:dynamic/byok:ByokKey::key"
