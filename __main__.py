@@ -41,10 +41,11 @@ vault_id = text("vaultId")
 purge_on_delete = cfg.get_bool("purgeOnDelete")
 purge_on_delete = False if purge_on_delete is None else purge_on_delete
 
-# A resource group only when a new vault is made and none was named.
+# A resource group only when a new vault is made and none was named; `location` only shapes new things.
+new_vault = target == "azure" and vault_url is None and vault_id is None
 resource_group_name = text("resourceGroupName")
-location = text("location")
-if target == "azure" and vault_url is None and vault_id is None and resource_group_name is None:
+location = text("location") if new_vault else None
+if new_vault and resource_group_name is None:
     from pulumi_azure_native import resources
 
     group = resources.ResourceGroup("byok-rg", location=location)

@@ -174,7 +174,7 @@ class ByokVault(pulumi.ComponentResource):
             vault_id: pulumi.Output[Optional[str]] = self.vault.id
             vault_name: pulumi.Input[str] = self.vault.name
             resource_group: pulumi.Input[str] = args.resource_group_name  # type: ignore[assignment]
-            vault_uri = self.vault.properties.apply(lambda p: p.vault_uri.rstrip("/"))
+            vault_uri = self.vault.properties.apply(lambda p: p.vault_uri.rstrip("/") if p.vault_uri else p.vault_uri)
             subscription = client_config.subscription_id  # type: ignore[union-attr]
         elif arm:
             parts = pulumi.Output.from_input(args.vault_id).apply(parse_vault_id)
@@ -285,9 +285,17 @@ def _validate(args: ByokVaultArgs) -> None:
                                  + ("; assign the Managed HSM local role with `az keyvault role assignment create`"
                                     if name == "principal_id" and args.target == "managedhsm" else "") + ")",
                                  input=name)
-    elif args.vault_url is None and args.vault_id is None and args.resource_group_name is None:
-        raise InputError("is needed to create a vault (or give vault_id / vault_url of an existing one)",
-                         input="resource_group_name")
+    elif args.vault_url is None and args.vault_id is None:
+        if args.resource_group_name is None:
+            raise InputError("is needed to create a vault (or give vault_id / vault_url of an existing one)",
+                             input="resource_group_name")
+    else:
+        for name in ("resource_group_name", "vault_name", "location", "tenant_id"):
+            if getattr(args, name) is not None:
+                raise InputError("only shapes a new vault; with vault_url/vault_id none is created", input=name)
+        if args.vault_id is None and args.principal_id is not None:
+            raise InputError("needs vault_id: the role assignment is scoped to the vault's ARM id (with vault_url "
+                             "alone no ARM resource is created)", input="principal_id")
     if isinstance(args.vault_url, str):
         url = normalize_vault_url(args.vault_url, input="vault_url")
         if args.target == "managedhsm" and ".managedhsm." not in url and not _is_loopback(url):
