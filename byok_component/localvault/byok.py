@@ -39,7 +39,7 @@ from ..errors import ByokError
 from ..keys import TargetKey, b64url_decode, target_key_from_plaintext
 from ..kid import KeyId
 from ..wrap import unwrap
-from .errors import bad_parameter
+from .errors import bad_parameter, short_repr
 from .policy import Sku, check_curve, stored_kty
 
 __all__ = ["KekView", "ImportedKey", "decode_key_hsm", "open_transfer_blob"]
@@ -85,7 +85,8 @@ def open_transfer_blob(*, request_kty: object, crv: object, key_hsm: object, sku
                        now: int) -> ImportedKey:
     """Check a BYOK import request and unwrap its target key, or raise a 400 ServiceError."""
     if not isinstance(request_kty, str) or not request_kty.endswith("-HSM"):
-        raise bad_parameter(f"a BYOK import (key_hsm) needs kty RSA-HSM, EC-HSM or oct-HSM, not {request_kty!r}"[:200])
+        raise bad_parameter("a BYOK import (key_hsm) needs kty RSA-HSM, EC-HSM or oct-HSM, "
+                            f"not {short_repr(request_kty)}")
     kty = stored_kty(request_kty, sku)
     base = kty.removesuffix("-HSM")
     if base == "EC":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ServiceError", "bad_parameter", "key_not_found", "forbidden", "deleted_conflict"]
+__all__ = ["ServiceError", "bad_parameter", "key_not_found", "forbidden", "deleted_conflict", "short_repr"]
 
 
 class ServiceError(Exception):
@@ -50,3 +50,9 @@ def deleted_conflict(name: str) -> ServiceError:
                         f"Key {name} is currently in a deleted but recoverable state, and its name cannot be "
                         "reused; in this state, the key can only be recovered or purged.",
                         "ObjectIsDeletedButRecoverable")
+
+
+def short_repr(value: object) -> str:
+    """A request value quoted in a message: repr, cut to 40 characters (never a whole blob)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

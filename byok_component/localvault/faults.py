@@ -24,7 +24,11 @@ create, ``"* /"`` everything.
 
 Order for each request: authentication (401, 403) -> ``fail_500`` -> rate limit -> processing
 (drops) -> delay -> response. Only authenticated requests count, so the SDK's bodiless challenge
-request never uses a fault up.
+request never uses a fault up. Counters start afresh each time the vault starts.
+
+Choices where Azure is unconfirmed (azure-byok.md §5, §10): imports count as creates; every sku has
+the same limit; the 429 always carries ``Retry-After`` (whether Key Vault sends it is unknown, and
+without it azure-core does not retry a POST).
 """
 
 from __future__ import annotations

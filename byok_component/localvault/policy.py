@@ -24,7 +24,7 @@ from typing import Any, Literal, Mapping
 
 from ..keys import EC_CURVES, RSA_SIZES
 from ..kid import KEY_NAME_RE
-from .errors import bad_parameter
+from .errors import bad_parameter, short_repr
 
 __all__ = [
     "Sku", "SKUS", "KEY_OPS", "OCT_BITS", "check_sku", "stored_kty", "check_key_name", "check_key_ops",
@@ -51,15 +51,10 @@ def check_sku(sku: str) -> Sku:
     return sku  # type: ignore[return-value]
 
 
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def stored_kty(requested: object, sku: Sku, *, hsm: bool = False) -> str:
     """The kty the vault records for a create/import request (``hsm``: the import body's ``Hsm`` flag)."""
     if requested not in _KTYS:
-        raise bad_parameter(f"kty {_short(requested)} is not a key type (use RSA, RSA-HSM, EC, EC-HSM or oct-HSM)")
+        raise bad_parameter(f"kty {short_repr(requested)} is not a key type (use RSA, RSA-HSM, EC, EC-HSM or oct-HSM)")
     text = str(requested)
     base = text.removesuffix("-HSM")
     in_hsm = text.endswith("-HSM") or hsm or sku == "managedhsm"
@@ -73,7 +68,7 @@ def stored_kty(requested: object, sku: Sku, *, hsm: bool = False) -> str:
 
 def check_key_name(name: str) -> str:
     if not KEY_NAME_RE.match(name):
-        raise bad_parameter(f"key name {_short(name)} is invalid: use 1-127 characters of 0-9, a-z, A-Z and '-'")
+        raise bad_parameter(f"key name {short_repr(name)} is invalid: use 1-127 characters of 0-9, a-z, A-Z and '-'")
     return name
 
 
@@ -91,7 +86,7 @@ def check_key_ops(ops: object, kty: str, *, generated: bool) -> tuple[str, ...]:
     unique = tuple(dict.fromkeys(ops))
     for op in unique:
         if op not in KEY_OPS:
-            raise bad_parameter(f"key operation {_short(op)} is not valid (use {', '.join(KEY_OPS)})")
+            raise bad_parameter(f"key operation {short_repr(op)} is not valid (use {', '.join(KEY_OPS)})")
     if "export" in unique:
         raise bad_parameter("key operation 'export' (key release) is not supported by the local vault")
     if "import" in unique:
@@ -119,11 +114,11 @@ def check_tags(tags: object) -> dict[str, str]:
         raise bad_parameter(f"at most 15 tags are allowed, got {len(tags)}")
     for name, value in tags.items():
         if not isinstance(value, str):
-            raise bad_parameter(f"tag {_short(name)} must have a string value")
+            raise bad_parameter(f"tag {short_repr(name)} must have a string value")
         if not name or len(name) > 256:
             raise bad_parameter("tag names must be 1-256 characters")
         if len(value) > 256:
-            raise bad_parameter(f"tag {_short(name)} has a value longer than 256 characters")
+            raise bad_parameter(f"tag {short_repr(name)} has a value longer than 256 characters")
     return dict(tags)
 
 
@@ -169,7 +164,7 @@ def check_rsa_size(size: object) -> int:
     if size is None:
         return 2048
     if size not in RSA_SIZES or isinstance(size, bool):
-        raise bad_parameter(f"key_size {_short(size)} is not allowed for RSA (use 2048, 3072 or 4096)")
+        raise bad_parameter(f"key_size {short_repr(size)} is not allowed for RSA (use 2048, 3072 or 4096)")
     return int(size)  # type: ignore[arg-type]
 
 
@@ -177,7 +172,7 @@ def check_curve(crv: object, *, default: str | None = "P-256") -> str:
     if crv is None and default is not None:
         return default
     if crv not in EC_CURVES:
-        raise bad_parameter(f"crv {_short(crv)} is not allowed (use P-256, P-384, P-521 or P-256K)")
+        raise bad_parameter(f"crv {short_repr(crv)} is not allowed (use P-256, P-384, P-521 or P-256K)")
     return str(crv)
 
 
@@ -185,5 +180,5 @@ def check_oct_bits(size: object) -> int:
     if size is None:
         return 256
     if size not in OCT_BITS or isinstance(size, bool):
-        raise bad_parameter(f"key_size {_short(size)} is not allowed for oct-HSM (use 128, 192 or 256)")
+        raise bad_parameter(f"key_size {short_repr(size)} is not allowed for oct-HSM (use 128, 192 or 256)")
     return int(size)  # type: ignore[arg-type]

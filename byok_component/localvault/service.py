@@ -26,7 +26,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Collection, Mapping
+from typing import Any, Callable, Collection, Mapping, NoReturn
 from urllib.parse import quote
 
 from ..keys import b64url, b64url_decode
@@ -165,10 +165,10 @@ class VaultService:
         raise ServiceError(404, "NotFound", f"{r.method} {r.path[:100]} is not a Key Vault keys operation")
 
     @staticmethod
-    def _only(method: str, allowed: str) -> Response | None:
+    def _only(method: str, allowed: str) -> None:
+        """Refuse any other method with 405 (used as ``self._only(...) or self._handler(...)``)."""
         if method != allowed:
             raise ServiceError(405, "MethodNotAllowed", f"use {allowed} here, not {method}")
-        return None
 
     # --- JSON shapes -----------------------------------------------------------------------------
     def _kid(self, name: str, version: str | None = None) -> str:
@@ -443,9 +443,9 @@ def _b64(body: Mapping[str, Any], name: str, *, required: bool = False) -> bytes
         raise bad_parameter(f"{name} is not base64url") from None
 
 
-def _method_not_allowed(method: str, path: str) -> Response:
+def _method_not_allowed(method: str, path: str) -> NoReturn:
     raise ServiceError(405, "MethodNotAllowed", f"{method} is not allowed on {path[:100]}")
 
 
-def _not_implemented(operation: str) -> Response:
+def _not_implemented(operation: str) -> NoReturn:
     raise ServiceError(501, "NotImplemented", f"the local vault does not model '{operation}'")

@@ -48,7 +48,8 @@ def write_public_pem(path: Path, public: Any) -> Path:
 
 
 def blob_json(kid: str, raw: bytes, /, **overrides: Any) -> bytes:
-    doc: dict[str, Any] = {"schema_version": "1.0.0", "header": {"kid": kid, "alg": "dir", "enc": "CKM_RSA_AES_KEY_WRAP"},
+    doc: dict[str, Any] = {"schema_version": "1.0.0",
+                           "header": {"kid": kid, "alg": "dir", "enc": "CKM_RSA_AES_KEY_WRAP"},
                            "ciphertext": b64url(raw), "generator": "byok-component tests"}
     for key, value in overrides.items():
         if key in ("alg", "enc", "kid"):
@@ -121,7 +122,8 @@ def test_openssl_blob_imports_and_signs(local_vault, key_client: KeyClient, cryp
     signature = crypto_client_factory(local_vault, imported.id).sign(SignatureAlgorithm(alg), digest).signature
     public = original.public_key()
     if isinstance(public, rsa.RSAPublicKey):
-        pad = padding.PSS(padding.MGF1(hash_cls()), hash_cls().digest_size) if alg.startswith("PS") else padding.PKCS1v15()
+        pad = (padding.PSS(padding.MGF1(hash_cls()), hash_cls().digest_size) if alg.startswith("PS")
+               else padding.PKCS1v15())
         public.verify(signature, digest, pad, utils.Prehashed(hash_cls()))
         assert int.from_bytes(imported.key.n, "big") == public.public_numbers().n
     else:
@@ -175,7 +177,8 @@ def test_accepted_encodings(local_vault, vault_http, kek, unique_name, encoding)
         key_hsm = b64url(blob)
     else:
         blob = blob_json(kek["kid"], ciphertext)
-        key_hsm = (base64.urlsafe_b64encode(blob) if encoding == "base64url-padded" else base64.b64encode(blob)).decode()
+        encode = base64.urlsafe_b64encode if encoding == "base64url-padded" else base64.b64encode
+        key_hsm = encode(blob).decode()
     status, answer = put(vault_http, local_vault, unique_name("enc"), {"kty": "EC-HSM", "crv": "P-256",
                                                                        "key_hsm": key_hsm})
     assert status == 200, answer
@@ -386,13 +389,16 @@ def test_managed_hsm_oct_import_and_key_wrap(hsm_vault, key_client_factory, vaul
             # Raw REST on purpose: for an oct key without "k" the SDK's CryptographyClient wraps *locally*
             # under a random key (azure-keyvault-keys 4.11.3 SymmetricKey.from_jwk), never asking the vault.
             path = f"/keys/{imported.name}/{imported.properties.version}"
-            status, _, body = vault_http(hsm_vault, "POST", f"{path}/wrapkey", {"alg": "A256KW", "value": b64url(b"\x07" * 32)})
+            status, _, body = vault_http(hsm_vault, "POST", f"{path}/wrapkey",
+                                         {"alg": "A256KW", "value": b64url(b"\x07" * 32)})
             assert status == 200, body
             wrapped = b64url_decode(body["value"])
             assert aes_key_unwrap(raw.read_bytes(), wrapped) == b"\x07" * 32
-            status, _, body = vault_http(hsm_vault, "POST", f"{path}/unwrapkey", {"alg": "A256KW", "value": body["value"]})
+            status, _, body = vault_http(hsm_vault, "POST", f"{path}/unwrapkey",
+                                         {"alg": "A256KW", "value": body["value"]})
             assert b64url_decode(body["value"]) == b"\x07" * 32
-            status, _, body = vault_http(hsm_vault, "POST", f"{path}/encrypt", {"alg": "A256GCM", "value": b64url(b"hi")})
+            status, _, body = vault_http(hsm_vault, "POST", f"{path}/encrypt",
+                                         {"alg": "A256GCM", "value": b64url(b"hi")})
             sealed = AESGCM(raw.read_bytes()).encrypt(b64url_decode(body["iv"]), b"hi", None)
             assert b64url_decode(body["value"]) + b64url_decode(body["tag"]) == sealed
     blob = blob_json(kek.id, wrap.wrap(jwk_public(kek), bytes(20)))

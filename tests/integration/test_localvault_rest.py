@@ -131,6 +131,27 @@ def test_update_properties(key_client: KeyClient, unique_name) -> None:
         key_client.update_key_properties(name, expires_on=dt.datetime(2029, 1, 1, tzinfo=dt.timezone.utc))
 
 
+@pytest.mark.parametrize("tags,expected", [
+    ({f"t{i}": "v" for i in range(16)}, "at most 15"),
+    ({"n" * 257: "v"}, "1-256"),
+    ({"n": "v" * 257}, "longer than 256"),
+    ({"n": 1}, "string value"),
+])
+def test_tag_limits(local_vault, vault_http, unique_name, tags, expected) -> None:
+    name = unique_name("tags")
+    status, _, body = vault_http(local_vault, "POST", f"/keys/{name}/create", {"kty": "EC", "tags": tags})
+    assert status == 400 and expected in body["error"]["message"]
+    ok = {f"t{i}": "v" * 256 for i in range(15)}
+    assert vault_http(local_vault, "POST", f"/keys/{name}/create", {"kty": "EC", "tags": ok})[0] == 200
+    status, _, body = vault_http(local_vault, "PATCH", f"/keys/{name}", {"tags": tags})
+    assert status == 400 and expected in body["error"]["message"]
+
+
+def test_longest_name_is_accepted(key_client: KeyClient) -> None:
+    name = "a-" + "Z9" * 62 + "b"
+    assert len(name) == 127 and key_client.create_ec_key(name).name == name
+
+
 # --- soft delete, recover, purge -----------------------------------------------------------------
 def test_soft_delete_conflict_recover_purge(local_vault, key_client: KeyClient, vault_http, unique_name) -> None:
     name = unique_name("del")
@@ -187,8 +208,8 @@ _SIGN_CASES = [
 
 
 @pytest.mark.parametrize("alg,size,curve,hash_cls", _SIGN_CASES, ids=[c[0] for c in _SIGN_CASES])
-def test_sign_verifies_with_the_public_key(crypto_client, local_vault, key_client: KeyClient, unique_name, alg, size, curve,
-                                           hash_cls) -> None:
+def test_sign_verifies_with_the_public_key(crypto_client, local_vault, key_client: KeyClient, unique_name, alg,
+                                           size, curve, hash_cls) -> None:
     key = (key_client.create_rsa_key(unique_name("s"), size=size) if size
            else key_client.create_ec_key(unique_name("s"), curve=curve))
     digest = hashlib.new(hash_cls.name, b"proof of possession").digest()
@@ -207,7 +228,8 @@ def test_sign_verifies_with_the_public_key(crypto_client, local_vault, key_clien
     assert client.verify(SignatureAlgorithm(alg), digest, signature).is_valid
 
 
-def test_server_side_verify_and_bad_digest(crypto_client, local_vault, key_client: KeyClient, vault_http, unique_name) -> None:
+def test_server_side_verify_and_bad_digest(crypto_client, local_vault, key_client: KeyClient, vault_http,
+                                           unique_name) -> None:
     name = unique_name("ver")
     key = key_client.create_ec_key(name, curve="P-256")
     digest = hashlib.sha256(b"m").digest()
@@ -226,7 +248,8 @@ def test_server_side_verify_and_bad_digest(crypto_client, local_vault, key_clien
 
 
 @pytest.mark.parametrize("alg", ["RSA-OAEP", "RSA-OAEP-256", "RSA1_5"])
-def test_encrypt_decrypt_wrap_unwrap(crypto_client, local_vault, key_client: KeyClient, vault_http, unique_name, alg) -> None:
+def test_encrypt_decrypt_wrap_unwrap(crypto_client, local_vault, key_client: KeyClient, vault_http, unique_name,
+                                     alg) -> None:
     name = unique_name("enc")
     key = key_client.create_rsa_key(name, size=2048)
     client = crypto_client(local_vault, key.id)
@@ -273,7 +296,8 @@ def test_kek_cannot_sign(local_vault, key_client: KeyClient, vault_http, unique_
 
 
 # --- plain JWK import ----------------------------------------------------------------------------
-def test_plain_jwk_import_rsa_and_ec(crypto_client, local_vault, key_client: KeyClient, vault_http, unique_name) -> None:
+def test_plain_jwk_import_rsa_and_ec(crypto_client, local_vault, key_client: KeyClient, vault_http,
+                                     unique_name) -> None:
     private = rsa_key(2048, 7)
     numbers = private.private_numbers()
     jwk = JsonWebKey(kty="RSA", n=_int(numbers.public_numbers.n), e=_int(numbers.public_numbers.e),
