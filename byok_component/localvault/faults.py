@@ -20,7 +20,7 @@ create, ``"* /"`` everything.
 - ``delay_seconds: {rule: seconds}`` - matching requests are processed, then the response is held
   back that long (a committed write with a slow answer, for client timeouts).
 - The read-only token (``LocalVault.readonly_token_file``) is always there: GETs work, everything else
-  gets ``403 Forbidden`` (innererror ``ForbiddenByRbac``).
+  (writes and cryptographic operations alike) gets ``403 Forbidden`` (innererror ``ForbiddenByRbac``).
 
 Order for each request: authentication (401, 403) -> ``fail_500`` -> rate limit -> processing
 (drops) -> delay -> response. Only authenticated requests count, so the SDK's bodiless challenge

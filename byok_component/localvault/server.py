@@ -147,7 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
                         f'resource="{_RESOURCE[vault.sku]}"'
             return self._send(_error(401, "Unauthorized", message), {"WWW-Authenticate": challenge})
         route = route_of(self.command, path)
-        if access == "readonly" and route.writes:
+        if access == "readonly" and not route.read_only_ok:
             return self._send(_error(403, "Forbidden", "Caller is not authorized to perform action on resource "
                                      f"(read-only token). Action: '{route.operation}'", "ForbiddenByRbac"))
         if server.faults.take_fail_500(self.command, path):

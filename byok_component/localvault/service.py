@@ -65,10 +65,10 @@ class DropConnection(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """What a request is, before it is run: its operation name and whether it writes."""
+    """What a request is, before it is run: its operation and what the read-only token and rate limit see."""
 
-    operation: str  # e.g. "create", "import", "get", "sign"; "" when no route matches
-    writes: bool  # changes vault state (refused for the read-only token)
+    operation: str  # "create", "import", "sign", ... or the lower-case method for anything else
+    read_only_ok: bool  # GET only: the read-only token may do nothing else (crypto operations included)
     creates_version: bool  # create or import: what the write rate limit counts
 
 
@@ -76,12 +76,12 @@ def route_of(method: str, path: str) -> Route:
     """Classify a request for authorization and rate limiting (handle() routes it again, fully)."""
     parts = _segments(path)
     if len(parts) == 3 and parts[0] == "keys" and parts[2] == "create" and method == "POST":
-        return Route("create", True, True)
+        return Route("create", False, True)
     if len(parts) == 2 and parts[0] == "keys" and method == "PUT":
-        return Route("import", True, True)
+        return Route("import", False, True)
     if len(parts) == 4 and parts[0] == "keys" and parts[3].lower() in _CRYPTO_OPS and method == "POST":
         return Route(_CRYPTO_OPS[parts[3].lower()], False, False)
-    return Route(method.lower(), method not in ("GET", "HEAD"), False)
+    return Route(method.lower(), method == "GET", False)
 
 
 def _segments(path: str) -> list[str]:

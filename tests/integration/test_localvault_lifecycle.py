@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import logging
 import os
 import socket
@@ -13,14 +14,13 @@ from pathlib import Path
 
 import pytest
 from azure.keyvault.keys import JsonWebKey
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from byok_component import wrap
 from byok_component.keys import b64url
 from byok_component.localvault import FaultConfig, LocalVault
 from tests.conftest import ec_key
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 
 def _p256_der() -> bytes:
@@ -29,7 +29,6 @@ def _p256_der() -> bytes:
 
 
 def _blob(kek, plaintext: bytes) -> bytes:
-    import json
     public = rsa.RSAPublicNumbers(int.from_bytes(kek.key.e, "big"), int.from_bytes(kek.key.n, "big")).public_key()
     return json.dumps({"schema_version": "1.0.0", "header": {"kid": kek.id, "alg": "dir",
                                                              "enc": "CKM_RSA_AES_KEY_WRAP"},
