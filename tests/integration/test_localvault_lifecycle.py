@@ -85,7 +85,7 @@ def test_existing_data_dir_is_made_private(tmp_path: Path) -> None:
 
 def test_plain_http_is_refused(local_vault: LocalVault, vault_http) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", local_vault.port, timeout=10)
-    with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError, http.client.BadStatusLine)):
+    with pytest.raises((ConnectionError, http.client.HTTPException)):  # reset, or a TLS alert as a bad status
         connection.request("GET", "/keys?api-version=7.5")
         connection.getresponse()
     connection.close()
