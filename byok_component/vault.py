@@ -232,18 +232,23 @@ def _call(what: str, fn: Callable[[], T]) -> T:
 
 
 # --- reading -------------------------------------------------------------------------------------
+def _text(value: Any) -> str:
+    """SDK enums (JsonWebKeyType.RSA_HSM) as their wire strings ("RSA-HSM")."""
+    return str(getattr(value, "value", value))
+
+
 def _to_vault_key(key: "KeyVaultKey") -> VaultKey:
     jwk = key.key
-    kty = str(key.key_type)
+    kty = _text(key.key_type)
     public: PublicKeyInfo | None = None
     if not kty.startswith("oct"):
-        members = {"kty": kty, "n": jwk.n, "e": jwk.e, "crv": str(jwk.crv) if jwk.crv else None,
+        members = {"kty": kty, "n": jwk.n, "e": jwk.e, "crv": _text(jwk.crv) if jwk.crv else None,
                    "x": jwk.x, "y": jwk.y}
         public = public_key_from_jwk({k: v for k, v in members.items() if v is not None}, input=key.name)
     props = key.properties
     return VaultKey(
         kid=key.id, name=key.name, version=props.version or "", kty=kty,
-        key_ops=tuple(str(op) for op in (key.key_operations or ())),
+        key_ops=tuple(_text(op) for op in (key.key_operations or ())),
         enabled=bool(props.enabled), not_before=props.not_before, expires_on=props.expires_on,
         tags=dict(props.tags or {}), public=public)
 
