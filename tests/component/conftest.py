@@ -21,7 +21,9 @@ KEY_PASSWORD = "correct-horse-battery-staple-42"  # >= 16 characters: secretscan
 
 def _write_keys(directory: Path, password: bytes | None = None) -> dict[str, Any]:
     directory.mkdir(parents=True, exist_ok=True)
-    rsa_private, ec_private = rsa_key(4096), ec_key("P-256")
+    # Providers never run under mocks, so the size is irrelevant here: share the suite's cached RSA-2048
+    # rather than pay seconds for a 4096-bit key (the real TestRSAKey is RSA 4096).
+    rsa_private, ec_private = rsa_key(2048), ec_key("P-256")
     (directory / "TestRSAKey.pem").write_bytes(private_key_pem(rsa_private, password))
     (directory / "TestECKey.pem").write_bytes(private_key_pem(ec_private, password))
     (directory / "aes256.bin").write_bytes(os.urandom(32))
