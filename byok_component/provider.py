@@ -66,13 +66,12 @@ class ByokKeyProvider(ResourceProvider):
             kv = vault.client(p.vault_url)
             existing = vault.get_key(kv, p.key_name)
             if existing is None:
-                if vault.is_deleted(kv, p.key_name):
-                    raise KeyDeletedError(_deleted_message(p), input="key_name")
-                found = _import(kv, p, material)
+                # A soft-deleted name needs no extra GET: the import's 409 says so (KeyDeletedError).
+                found = _import(kv, p, material, existing)
             elif _holds(existing, material.public):
                 found = _patch(kv, p, existing, material.public.kty)  # adopt: no new version
             elif p.adopt_existing:
-                found = _import(kv, p, material)
+                found = _import(kv, p, material, existing)
             else:
                 held = existing.fingerprint or "an AES key whose material cannot be compared"
                 raise KeyConflictError(
@@ -96,7 +95,7 @@ class ByokKeyProvider(ResourceProvider):
                     raise KeyDeletedError(_deleted_message(p) + "; or run `pulumi refresh` to forget it",
                                           input="key_name")
                 material = P.load_material(p)
-                return UpdateResult(_outputs(p, _import(kv, p, material), material.public))
+                return UpdateResult(_outputs(p, _import(kv, p, material, current), material.public))
             wanted = p.fingerprint or P.public_material(news, kek_id=p.kek_id,
                                                        key_type=p.declared_key_type).fingerprint
             if current.public is not None:
@@ -105,7 +104,7 @@ class ByokKeyProvider(ResourceProvider):
                 material_changed = olds.get("fingerprint") != wanted or olds.get("version") != current.version
             if material_changed:
                 material = P.load_material(p)
-                return UpdateResult(_outputs(p, _import(kv, p, material), material.public))
+                return UpdateResult(_outputs(p, _import(kv, p, material, current), material.public))
             public = current.public or _oct_public(olds, current.version) or P.public_material(
                 news, kek_id=p.kek_id, key_type=p.declared_key_type)
             return UpdateResult(_outputs(p, _patch(kv, p, current, public.kty), public))
@@ -183,8 +182,11 @@ def _ops(p: P.KeyProps, kty: str) -> list[str]:
     return list(p.key_ops) if p.key_ops is not None else list(P.KEY_OPS_BY_TYPE[kty])
 
 
-def _import(kv: "KeyClient", p: P.KeyProps, material: P.Material) -> "VaultKey":
-    """Wrap (or take the ciphertext wrapped elsewhere), import as a new version, confirm the public key."""
+def _import(kv: "KeyClient", p: P.KeyProps, material: P.Material, current: "VaultKey | None") -> "VaultKey":
+    """Wrap (or take the ciphertext wrapped elsewhere), import as a new version, confirm the public key.
+
+    ``current`` is what the vault held before (None: nothing); a soft-deleted name is refused with the way out.
+    """
     from . import vault
 
     kek = vault.fetch_kek(p.kek_id)
@@ -199,10 +201,13 @@ def _import(kv: "KeyClient", p: P.KeyProps, material: P.Material) -> "VaultKey":
             raise InputError(f"{exc.reason} — it was not wrapped by {kek.kid}", input="wrapped_key_file") from None
     public = material.public
     checkable = public.kty in ("RSA", "EC")
-    found = vault.import_blob(
-        kv, p.key_name, TransferBlob.build(kek.kid, ciphertext), kty=public.kty, curve=public.curve,
-        key_ops=_ops(p, public.kty), enabled=p.enabled, not_before=p.not_before, expires_on=p.expires_on,
-        tags=p.tags, expected_fingerprint=public.fingerprint if checkable else None)
+    try:
+        found = vault.import_blob(
+            kv, p.key_name, TransferBlob.build(kek.kid, ciphertext), kty=public.kty, curve=public.curve,
+            key_ops=_ops(p, public.kty), enabled=p.enabled, not_before=p.not_before, expires_on=p.expires_on,
+            tags=p.tags, expected_fingerprint=public.fingerprint if checkable else None, current=current)
+    except KeyDeletedError:
+        raise KeyDeletedError(_deleted_message(p), input="key_name") from None
     if checkable and found.fingerprint != public.fingerprint:
         raise KeyConflictError(
             f"the vault holds version {found.version} with public key {found.fingerprint}, not the expected "

@@ -49,6 +49,7 @@ CRYPTO_OFFICER_HINT = ("the principal needs the 'Key Vault Crypto Officer' role 
                        "('Managed HSM Crypto User' on a Managed HSM)")
 
 T = TypeVar("T")
+_UNKNOWN = object()  # "not read yet", distinct from None ("read: absent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,20 +330,22 @@ def create_kek(kv: "KeyClient", name: str, size: int = 4096) -> VaultKey:
 def import_blob(kv: "KeyClient", name: str, blob: TransferBlob, *, kty: str, curve: str | None = None,
                 key_ops: Sequence[str] | None = None, enabled: bool | None = None,
                 not_before: datetime | None = None, expires_on: datetime | None = None,
-                tags: Mapping[str, str] | None = None, expected_fingerprint: str | None = None) -> VaultKey:
+                tags: Mapping[str, str] | None = None, expected_fingerprint: str | None = None,
+                current: VaultKey | None | object = _UNKNOWN) -> VaultKey:
     """Import a transfer blob as a new version of ``name`` (PUT /keys/{name}, kty ``{kty}-HSM``).
 
     azure-core's own retries are off for this PUT: after a dropped connection, a timeout or a 5xx the
     vault is asked whether the import landed (a new current version, with ``expected_fingerprint`` when
-    given) before anything is re-sent. 429s are retried after Retry-After.
+    given) before anything is re-sent. 429s are retried after Retry-After. ``current`` is what the caller
+    already read of ``name`` (a VaultKey, or None when absent), which saves one GET.
     """
     from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
     from azure.keyvault.keys import JsonWebKey
 
     jwk = JsonWebKey(kty=f"{kty}-HSM", crv=curve, key_ops=list(key_ops) if key_ops else None, t=blob.to_json())
     cfg = settings()
-    before = get_key(kv, name)
-    before_version = before.version if before else None
+    before = get_key(kv, name) if current is _UNKNOWN else current
+    before_version = before.version if isinstance(before, VaultKey) else None
     what = f"import key {name}"
     for attempt in range(1, cfg.import_attempts + 1):
         try:

@@ -122,6 +122,7 @@ def test_refusals_are_clear(make, match: str) -> None:
         keys.load_target_key(make())
 
 
+@pytest.mark.filterwarnings("ignore::cryptography.utils.CryptographyDeprecationWarning")
 def test_dh_keys_are_refused() -> None:
     params = dh.generate_parameters(generator=2, key_size=512)
     with pytest.raises(KeyMaterialError, match="not supported"):
