@@ -42,7 +42,8 @@ class ProviderHost:
     def __init__(self, env: Mapping[str, str]) -> None:
         self._stderr = tempfile.TemporaryFile()
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("BYOK_", "AZURE_", "PULUMI_"))}
-        full_env.update({"PULUMI_PROJECT": PROJECT, "PYTHONPATH": str(ROOT), **env})
+        python_path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        full_env.update({"PULUMI_PROJECT": PROJECT, "PYTHONPATH": python_path, **env})
         self.process = subprocess.Popen([sys.executable, "-u", "-m", "pulumi.dynamic"], cwd=ROOT, env=full_env,
                                         stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL)
         try:
