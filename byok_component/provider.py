@@ -123,6 +123,8 @@ class ByokKeyProvider(ResourceProvider):
             if current is None:
                 return ReadResult("", {})
             old = {k: props[k] for k in P.OUTPUTS if props.get(k) is not None}
+            if isinstance(old.get("key_size"), float):  # numbers arrive as floats
+                old["key_size"] = int(old["key_size"])
             outs = {**old, **_vault_facts(current, _oct_public(props, current.version))}
             outs.update(vault_url=vault_url, key_name=key_name)
             outs = {k: v for k, v in outs.items() if v is not None}

@@ -284,3 +284,31 @@ def test_aes_on_a_premium_vault_is_a_clear_error(provider, premium, kek_id, keys
     with pytest.raises(ByokError) as info:
         provider.create(checked(**base(premium, kek_id, name(), key_file=keys["aes"].private)))
     assert "\n" not in str(info.value)
+
+
+# --- errors carry no secrets; update converges after out-of-band deletions -----------------------------------------
+def test_errors_name_the_input_and_hold_no_secret(provider, premium, kek_id, keys, checked, clean) -> None:
+    inputs = checked(**base(premium, kek_id, name(), key_file=keys["rsa"].private, key_password=keys["rsa"].password))
+    wrong = "wrong-" + keys["rsa"].password[::-1]
+    with pytest.raises(InputError) as info:
+        provider.create({**inputs, "key_password": wrong})
+    message = str(info.value)
+    assert "key_password: wrong password" in message and wrong not in message and "\n" not in message
+    clean(message, "error text")
+    check = provider.check({}, {**inputs, "key_password": wrong})
+    assert [f.property for f in check.failures] == ["key_password"]
+    clean([f.reason for f in check.failures], "check failures")
+
+
+def test_update_after_an_out_of_band_purge_imports_again(provider, premium, kek_id, keys, checked, sdk) -> None:
+    key_name = name()
+    inputs = checked(**base(premium, kek_id, key_name, key_file=keys["ec"].private))
+    created = provider.create(inputs)
+    sdk(premium).begin_delete_key(key_name).wait()
+    with pytest.raises(KeyDeletedError, match="soft-deleted.*refresh"):
+        provider.update(created.id, created.outs, checked(**base(premium, kek_id, key_name,
+                                                                 key_file=keys["ec"].private, tags={"a": "b"})))
+    sdk(premium).purge_deleted_key(key_name)
+    outs = provider.update(created.id, created.outs, checked(**base(premium, kek_id, key_name,
+                                                                    key_file=keys["ec"].private, tags={"a": "b"}))).outs
+    assert outs["fingerprint"] == keys["ec"].info.fingerprint and outs["tags"] == {"a": "b"}
