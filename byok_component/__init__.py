@@ -3,11 +3,11 @@
 from .__version__ import __version__
 from .errors import ByokError
 
-__all__ = ["ByokError", "__version__", "ByokVault", "ByokVaultArgs", "ByokKeySpec", "DataPlaneKek",
-           "DataPlaneKekArgs"]
+__all__ = ["ByokError", "__version__", "ByokKey", "ByokKeyArgs", "ByokVault", "ByokVaultArgs", "ByokKeySpec",
+           "DataPlaneKek", "DataPlaneKekArgs"]
 
 # Pulumi-facing names load on first use, so `import byok_component` (the CLI, wrap, blob) stays light.
-_LAZY = {"ByokVault": "component", "ByokVaultArgs": "component", "ByokKeySpec": "component",
+_LAZY = {"ByokKey": "resource", "ByokKeyArgs": "resource", "ByokVault": "component", "ByokVaultArgs": "component", "ByokKeySpec": "component",
          "DataPlaneKek": "kek", "DataPlaneKekArgs": "kek"}
 
 
