@@ -8,7 +8,6 @@ know yet (``pulumi.output.Unknown``, or the wire sentinel) are recognised by sha
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +15,7 @@ from typing import Any, Iterable, Mapping
 
 from . import rfc3339
 from .blob import TransferBlob
+from .files import MAX_INPUT_BYTES, read_input
 from .errors import BlobError, ByokError, InputError, KeyMaterialError
 from .keys import (EC_CURVES, OCT_SIZES, KeyType, PublicKeyInfo, TargetKey, b64url, load_public_key,
                    load_target_key)
@@ -59,7 +59,7 @@ _ALL_OPS = {op.lower(): op for op in ("encrypt", "decrypt", "sign", "verify", "w
                                       "import", "export")}
 MAX_TAGS = 15            # about-keys-details.md: up to 15 tags
 MAX_TAG_LENGTH = 256     # ... names and values up to 256 characters
-MAX_KEY_FILE_BYTES = 1024 * 1024   # a key or blob file is a few KB; refuse to slurp anything huge
+MAX_KEY_FILE_BYTES = MAX_INPUT_BYTES  # a key or blob file is a few KB; refuse to slurp anything huge
 # A wrapped AES key has no public half; its identity is the SHA-256 of the ciphertext (see README).
 WRAPPED_FINGERPRINT_PREFIX = "wrapped-sha256:"
 # Sizes a wrapped AES key's ciphertext can have: RSA part (KEK 2048/3072/4096) + RFC 5649 output (16/24/32+8).
@@ -207,21 +207,7 @@ def _short(value: object) -> str:
 def _read(path: object, prop: str) -> bytes:
     """Read a key/blob file; errors name the property and the path (never any content)."""
     name = _str(path, prop, required=True)
-    assert name is not None
-    try:
-        size = os.path.getsize(name)
-        if size > MAX_KEY_FILE_BYTES:
-            raise KeyMaterialError(f"{name} is {size} bytes, too large to be a key file", input=prop)
-        with open(name, "rb") as handle:
-            return handle.read(MAX_KEY_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise KeyMaterialError(f"file not found: {name}", input=prop) from None
-    except IsADirectoryError:
-        raise KeyMaterialError(f"{name} is a directory, not a key file", input=prop) from None
-    except PermissionError:
-        raise KeyMaterialError(f"cannot read {name} (permission denied)", input=prop) from None
-    except OSError as exc:
-        raise KeyMaterialError(f"cannot read {name} ({exc.strerror or type(exc).__name__})", input=prop) from None
+    return read_input(name, input=prop, max_bytes=MAX_KEY_FILE_BYTES)
 
 
 def _password(value: object) -> bytes | None:
@@ -413,7 +399,8 @@ def check(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Check:
         value = run("kek_id", _kek_id, news.get("kek_id"), vault_url)
         if value is not _FAILED:
             kek_id = inputs["kek_id"] = value
-            if known("key_name") and KeyId.parse(value).name == news.get("key_name"):
+            key_name = news.get("key_name")
+            if known("key_name") and isinstance(key_name, str) and KeyId.parse(value).name.lower() == key_name.lower():
                 failures.append(("key_name", "is the KEK's name; the imported key needs a name of its own"))
 
     # The material and the facts derived from it.
@@ -625,11 +612,12 @@ def diff(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Diff:
     patches = tuple(p for p in PATCH_ON if (p not in ("not_before", "expires_on") or news.get(p) is not None)
                     and (p != "key_ops" or news.get(p) is not None) and changed(p))
     output_only = tuple(p for p in OUTPUT_ONLY if changed(p))
+    old_name, new_name = olds.get("key_name"), news.get("key_name")
+    if "key_name" in replaces and isinstance(old_name, str) and isinstance(new_name, str) \
+            and old_name.lower() == new_name.lower():
+        # Key Vault names are case-insensitive: the same key. A replacement would adopt it and then delete it.
+        replaces = tuple(p for p in replaces if p != "key_name")
+        output_only += ("key_name",)
     # Same vault and name: a replacement forced by the user (--replace) must delete first, or the create
     # would adopt the live key and the delete that follows would remove it. A new name or vault: create first.
     return Diff(replaces, new_version, patches, output_only, delete_before_replace=not replaces)
-
-
-def canonical_json(value: Any) -> str:
-    """Deterministic JSON (tests, figures)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -17,7 +17,7 @@ from byok_component.blob import TransferBlob
 from byok_component.errors import ByokError, InputError, KekError, KeyConflictError, KeyDeletedError
 from byok_component.keys import load_target_key
 from byok_component.wrap import wrap
-from tests.provider.conftest import KeyFiles, with_tokens
+from tests.provider.conftest import with_tokens
 from tests.secretscan import assert_no_secrets
 
 

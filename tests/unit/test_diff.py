@@ -69,6 +69,9 @@ def table(olds: dict[str, Any], news: dict[str, Any]) -> tuple[str, tuple[str, .
     (checked(purge_on_delete=True), "outputs-only", ("purge_on_delete",)),
     # Another key altogether.
     (checked(key_name="k2"), "replace", ("key_name",)),
+    # Key Vault names are case-insensitive: the same key, never a replacement (it would delete the key).
+    (checked(key_name="K1"), "outputs-only", ("key_name",)),
+    (checked(key_name="K1", vault_url="https://myvault.vault.azure.net"), "replace", ("vault_url", "key_name")),
     (checked(vault_url="https://myvault.vault.azure.net"), "replace", ("vault_url",)),
 ])
 def test_diff_table(news: dict[str, Any], kind: str, props: tuple[str, ...]) -> None:

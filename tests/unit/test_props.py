@@ -136,6 +136,7 @@ def test_check_never_mutates_its_arguments(ec_key: dict[str, Any]) -> None:
     ({"kek_id": f"{VAULT}/keys/kek"}, "kek_id", "version"),
     ({"kek_id": "https://other.vault.azure.net/keys/kek/" + "a" * 32}, "kek_id", "same vault"),
     ({"key_name": "kek"}, "key_name", "KEK's name"),
+    ({"key_name": "KEK"}, "key_name", "KEK's name"),
     ({"key_type": "DSA"}, "key_type", "RSA, EC or oct"),
     ({"key_type": "RSA"}, "key_type", "EC key"),
     ({"curve": "P-384"}, "curve", "P-256"),
