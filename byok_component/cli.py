@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 from .__version__ import __version__
 from .blob import TransferBlob
+from .files import read_input
 from .errors import ByokError, InputError, KekError, UnwrapError
 from .keys import (KeyType, describe_public_key, generate_private_key, load_kek_public_key, load_target_key,
                    private_key_pem)
@@ -31,14 +32,7 @@ def progress(message: str) -> None:
 
 
 def read_file(path: str, *, input: str) -> bytes:  # noqa: A002
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"file {path} does not exist", input=input) from None
-    except IsADirectoryError:
-        raise InputError(f"{path} is a directory, not a file", input=input) from None
-    except OSError as exc:
-        raise InputError(f"cannot read {path} ({exc.strerror})", input=input) from None
+    return read_input(path, input=input)
 
 
 def password_from_env(var: str | None) -> bytes | None:
