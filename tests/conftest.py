@@ -21,6 +21,12 @@ def ec_key(curve: str, index: int = 0) -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(EC_CURVES[curve]())
 
 
+def pem_armour(body: bytes, label: bytes = b"PRIVATE KEY") -> bytes:
+    """PEM armour around ``body`` (garbage-key fixtures; built here so no key-shaped block is committed)."""
+    dashes = b"-" * 5
+    return b"".join([dashes, b"BEGIN ", label, dashes, b"\n", body, b"\n", dashes, b"END ", label, dashes, b"\n"])
+
+
 @pytest.fixture(autouse=True)
 def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reaches Azure or inherits the developer's credentials, proxies or CA settings."""

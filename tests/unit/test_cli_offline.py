@@ -15,7 +15,7 @@ from byok_component import wrap
 from byok_component.blob import TransferBlob
 from byok_component.cli import main
 from byok_component.keys import load_target_key, private_key_pem
-from tests.conftest import ec_key, rsa_key
+from tests.conftest import pem_armour, ec_key, rsa_key
 
 KID = "https://127.0.0.1:8443/keys/kek/0123456789abcdef0123456789abcdef"
 
@@ -77,7 +77,7 @@ def refusals(tmp: Path, kek_private: Path, kek_public: Path) -> list[tuple[list[
     enc = tmp / "enc.pem"
     enc.write_bytes(private_key_pem(ec_key("P-256"), b"right-password"))
     garbage = tmp / "garbage.pem"
-    garbage.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot base64 at all\n-----END PRIVATE KEY-----\n")
+    garbage.write_bytes(pem_armour(b"not base64 at all"))
     truncated = tmp / "trunc.pem"
     truncated.write_bytes(private_key_pem(ec_key("P-256"))[:100])
     short_aes = tmp / "short.bin"

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import pem_armour
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pulumi.output import Unknown
@@ -170,7 +172,7 @@ def test_material_failures(ec_key: dict[str, Any], keydir: Path) -> None:
     assert "not encrypted" in failures(base(key_file=ec_key["pem"], key_password=PASSWORD))["key_password"]
     assert "give key_file" in failures(base())["key_file"]
     garbage = keydir / "garbage.pem"
-    garbage.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
+    garbage.write_bytes(pem_armour(b"nope"))
     assert "key_file" in failures(base(key_file=str(garbage)))
     public_only = failures(base(key_file=ec_key["pub"]))
     assert "public key" in public_only["key_file"]
