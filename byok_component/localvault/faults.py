@@ -9,6 +9,9 @@ create, ``"* /"`` everything.
 
 - ``fail_500: {rule: N}`` - the first N requests matching the rule get ``500 InternalServerError``
   and nothing is done.
+- ``fail_429: {rule: N}`` - the first N requests matching the rule get ``429 Throttled`` with
+  ``Retry-After: 1`` and nothing is done (Key Vault throttles every kind of transaction, reads and
+  deletes too; the write rate limit below only counts creates and imports).
 - ``rate_limit_writes_per_10s: N`` - key creates and imports (``POST /keys/{n}/create``,
   ``PUT /keys/{n}``) beyond N in any sliding 10-second window get ``429 Throttled`` with
   ``Retry-After: <whole seconds until a slot frees>``, and nothing is done (Key Vault allows about
@@ -19,11 +22,14 @@ create, ``"* /"`` everything.
   response (the client cannot know it succeeded).
 - ``delay_seconds: {rule: seconds}`` - matching requests are processed, then the response is held
   back that long (a committed write with a slow answer, for client timeouts).
+- ``delay_limit: {rule: N}`` - only the first N requests matching that ``delay_seconds`` rule are held
+  back (a transient slowdown); without it every matching request is.
 - The read-only token (``LocalVault.readonly_token_file``) is always there: GETs work, everything else
   (writes and cryptographic operations alike) gets ``403 Forbidden`` (innererror ``ForbiddenByRbac``).
 
-Order for each request: authentication (401, 403) -> ``fail_500`` -> rate limit -> processing
-(drops) -> delay -> response. Only authenticated requests count, so the SDK's bodiless challenge
+Order for each request: authentication (401, 403) -> ``fail_500`` -> ``fail_429`` -> rate limit ->
+processing (drops) -> delay -> response. ``FaultState.injected()`` (``LocalVault.faults_injected``) counts
+the faults actually injected, by kind. Only authenticated requests count, so the SDK's bodiless challenge
 request never uses a fault up. Counters start afresh each time the vault starts.
 
 Choices where Azure is unconfirmed (azure-byok.md §5, §10): imports count as creates; every sku has
@@ -45,7 +51,9 @@ from typing import Any, Callable, Mapping
 
 __all__ = ["FaultConfig", "FaultState", "rule_matches"]
 
-_FIELDS = ("fail_500", "delay_seconds", "rate_limit_writes_per_10s", "drop_before_commit", "drop_after_commit")
+_FIELDS = ("fail_500", "fail_429", "delay_seconds", "delay_limit", "rate_limit_writes_per_10s", "drop_before_commit",
+           "drop_after_commit")
+_KINDS = ("fail_500", "fail_429", "throttled", "drop_before_commit", "drop_after_commit", "delayed")
 _METHODS = ("GET", "PUT", "POST", "PATCH", "DELETE", "HEAD", "*")
 WINDOW_SECONDS = 10.0
 
@@ -55,6 +63,13 @@ def _check_rule(rule: object) -> str:
     if not isinstance(rule, str) or method not in _METHODS or not prefix.startswith("/"):
         raise ValueError(f"fault rule {rule!r} must look like 'PUT /keys' (METHOD or *, then a path prefix)")
     return rule
+
+
+def _check_counts(name: str, value: Mapping[str, int]) -> dict[str, int]:
+    counts = {_check_rule(k): v for k, v in dict(value).items()}
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in counts.values()):
+        raise ValueError(f"{name} counts must be whole numbers >= 0")
+    return counts
 
 
 def rule_matches(rule: str, method: str, path: str) -> bool:
@@ -68,17 +83,20 @@ class FaultConfig:
 
     fail_500: Mapping[str, int] = field(default_factory=dict)
     delay_seconds: Mapping[str, float] = field(default_factory=dict)
+    fail_429: Mapping[str, int] = field(default_factory=dict)
+    delay_limit: Mapping[str, int] = field(default_factory=dict)
     rate_limit_writes_per_10s: int | None = None
     drop_before_commit: int = 0
     drop_after_commit: int = 0
 
     def __post_init__(self) -> None:
-        fail = {_check_rule(k): v for k, v in dict(self.fail_500).items()}
-        if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in fail.values()):
-            raise ValueError("fail_500 counts must be whole numbers >= 0")
+        counts = {name: _check_counts(name, getattr(self, name)) for name in ("fail_500", "fail_429", "delay_limit")}
         delay = {_check_rule(k): v for k, v in dict(self.delay_seconds).items()}
         if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 300 for v in delay.values()):
             raise ValueError("delay_seconds values must be numbers of seconds between 0 and 300")
+        stray = sorted(set(counts["delay_limit"]) - set(delay))
+        if stray:
+            raise ValueError(f"delay_limit rule(s) {', '.join(stray)} have no delay_seconds rule")
         rate = self.rate_limit_writes_per_10s
         if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate < 1):
             raise ValueError("rate_limit_writes_per_10s must be a whole number >= 1 (or null for no limit)")
@@ -86,7 +104,8 @@ class FaultConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a whole number >= 0")
-        object.__setattr__(self, "fail_500", MappingProxyType(fail))
+        for name, value in counts.items():
+            object.__setattr__(self, name, MappingProxyType(value))
         object.__setattr__(self, "delay_seconds", MappingProxyType({k: float(v) for k, v in delay.items()}))
 
     @classmethod
@@ -96,7 +115,7 @@ class FaultConfig:
         unknown = sorted(set(doc) - set(_FIELDS))
         if unknown:
             raise ValueError(f"unknown fault setting(s) {', '.join(unknown)} (known: {', '.join(_FIELDS)})")
-        for name in ("fail_500", "delay_seconds"):
+        for name in ("fail_500", "fail_429", "delay_seconds", "delay_limit"):
             if name in doc and not isinstance(doc[name], Mapping):
                 raise ValueError(f"{name} must be an object of rule -> value")
         return cls(**dict(doc))
@@ -111,7 +130,7 @@ class FaultConfig:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.fail_500 or self.delay_seconds or self.rate_limit_writes_per_10s
+        return bool(self.fail_500 or self.fail_429 or self.delay_seconds or self.rate_limit_writes_per_10s
                     or self.drop_before_commit or self.drop_after_commit)
 
 
@@ -123,17 +142,32 @@ class FaultState:
         self._clock = clock
         self._lock = threading.Lock()
         self._fail_left = dict(config.fail_500)
+        self._fail_429_left = dict(config.fail_429)
+        self._delay_left = dict(config.delay_limit)
+        self._injected = dict.fromkeys(_KINDS, 0)
         self._writes: deque[float] = deque()
         self._drop_before = config.drop_before_commit
         self._drop_after = config.drop_after_commit
 
-    def take_fail_500(self, method: str, path: str) -> bool:
+    def injected(self) -> dict[str, int]:
+        """How many faults of each kind were injected since the vault started."""
         with self._lock:
-            for rule, left in self._fail_left.items():
+            return dict(self._injected)
+
+    def _take(self, budget: dict[str, int], kind: str, method: str, path: str) -> bool:
+        with self._lock:
+            for rule, left in budget.items():
                 if left > 0 and rule_matches(rule, method, path):
-                    self._fail_left[rule] = left - 1
+                    budget[rule] = left - 1
+                    self._injected[kind] += 1
                     return True
         return False
+
+    def take_fail_500(self, method: str, path: str) -> bool:
+        return self._take(self._fail_left, "fail_500", method, path)
+
+    def take_fail_429(self, method: str, path: str) -> bool:
+        return self._take(self._fail_429_left, "fail_429", method, path)
 
     def throttle_write(self) -> int | None:
         """Count one create/import; return Retry-After seconds if it is over the rate, else None."""
@@ -145,6 +179,7 @@ class FaultState:
             while self._writes and self._writes[0] <= now - WINDOW_SECONDS:
                 self._writes.popleft()
             if len(self._writes) >= limit:
+                self._injected["throttled"] += 1
                 return max(1, math.ceil(self._writes[0] + WINDOW_SECONDS - now))
             self._writes.append(now)
             return None
@@ -153,6 +188,7 @@ class FaultState:
         with self._lock:
             if self._drop_before > 0:
                 self._drop_before -= 1
+                self._injected["drop_before_commit"] += 1
                 return True
         return False
 
@@ -160,9 +196,21 @@ class FaultState:
         with self._lock:
             if self._drop_after > 0:
                 self._drop_after -= 1
+                self._injected["drop_after_commit"] += 1
                 return True
         return False
 
     def delay_for(self, method: str, path: str) -> float:
-        return max((s for rule, s in self.config.delay_seconds.items() if rule_matches(rule, method, path)),
-                   default=0.0)
+        """Seconds to hold this response back (the longest matching rule with budget left), counted once."""
+        with self._lock:
+            matching = [rule for rule in self.config.delay_seconds if rule_matches(rule, method, path)
+                        and self._delay_left.get(rule, 1) > 0]
+            if not matching:
+                return 0.0
+            for rule in matching:
+                if rule in self._delay_left:
+                    self._delay_left[rule] -= 1
+            delay = max(self.config.delay_seconds[rule] for rule in matching)
+            if delay:
+                self._injected["delayed"] += 1
+            return delay

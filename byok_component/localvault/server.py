@@ -152,6 +152,10 @@ class _Handler(BaseHTTPRequestHandler):
                                      f"(read-only token). Action: '{route.operation}'", "ForbiddenByRbac"))
         if server.faults.take_fail_500(self.command, path):
             return self._send(_error(500, "InternalServerError", "fault injection: fail_500"))
+        if server.faults.take_fail_429(self.command, path):
+            return self._send(_error(429, "Throttled", "Request was not processed because too many requests were "
+                                     "received. Reason: VaultRequestTypeLimitReached (fault injection: fail_429)"),
+                              {"Retry-After": "1"})
         if route.creates_version:
             retry_after = server.faults.throttle_write()
             if retry_after is not None:
@@ -291,6 +295,12 @@ class LocalVault:
     @property
     def running(self) -> bool:
         return self._server is not None
+
+    @property
+    def faults_injected(self) -> dict[str, int]:
+        """Faults injected since the last start, by kind (see faults.py); all zero when stopped."""
+        server = self._server
+        return server.faults.injected() if server is not None else FaultState(self.faults).injected()
 
     def info(self) -> dict[str, str]:
         """The one JSON line ``byok local-vault serve`` prints."""
