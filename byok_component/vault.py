@@ -179,8 +179,11 @@ def _map_error(exc: Exception, what: str) -> ByokError:
 
     if isinstance(exc, ByokError):
         return exc
-    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+    if isinstance(exc, ServiceRequestError):  # nothing was sent
         return VaultError(f"{what}: could not reach the vault ({type(exc).__name__}: {_one_line(exc.message)})")
+    if isinstance(exc, ServiceResponseError):  # sent, but the answer was lost or late: it may have been applied
+        return VaultError(f"{what}: no answer from the vault, so it may or may not have been applied "
+                          f"({type(exc).__name__}: {_one_line(exc.message)})")
     if not isinstance(exc, HttpResponseError):
         return VaultError(f"{what}: {type(exc).__name__}")
     status = exc.status_code
@@ -210,6 +213,13 @@ def _map_error(exc: Exception, what: str) -> ByokError:
             throttled.retry_after = 1.0  # type: ignore[attr-defined]
         return throttled
     return VaultError(text, status=status, code=code)
+
+
+def _ambiguous(error: ByokError) -> bool:
+    """A failure after which the request may have been applied: no answer, a timeout, a 5xx."""
+    return isinstance(error, VaultError) and not isinstance(
+        error, (ThrottledError, KeyConflictError, KeyNotFoundError, VaultAuthError, VaultPermissionError)) and (
+        error.status is None or error.status >= 500)
 
 
 def _is_rbac_wait(error: ByokError) -> bool:
@@ -353,15 +363,12 @@ def import_blob(kv: "KeyClient", name: str, blob: TransferBlob, *, kty: str, cur
                 name, jwk, hardware_protected=True, enabled=enabled, tags=dict(tags) if tags is not None else None,
                 not_before=not_before, expires_on=expires_on, retry_total=0)))
         except (ThrottledError, VaultError) as error:
-            ambiguous = not isinstance(error, (ThrottledError, KeyConflictError, KeyNotFoundError,
-                                               VaultAuthError, VaultPermissionError)) and (
-                error.status is None or error.status >= 500)
             if isinstance(error, ThrottledError) or error.status == 429:
                 if attempt == cfg.import_attempts:
                     raise
                 time.sleep(min(_retry_after(error), cfg.max_retry_after))
                 continue
-            if not ambiguous:
+            if not _ambiguous(error):
                 raise
             landed = get_key(kv, name)
             if landed is not None and landed.version != before_version and (
@@ -380,10 +387,31 @@ def _retry_after(error: VaultError) -> float:
 def update_properties(kv: "KeyClient", name: str, version: str | None, *, key_ops: Sequence[str] | None = None,
                       enabled: bool | None = None, not_before: datetime | None = None,
                       expires_on: datetime | None = None, tags: Mapping[str, str] | None = None) -> VaultKey:
-    """PATCH a version's properties (no new version; material is untouched)."""
-    return _to_vault_key(_call(f"update key {name}", lambda: kv.update_key_properties(
-        name, version, key_operations=list(key_ops) if key_ops is not None else None, enabled=enabled,
-        not_before=not_before, expires_on=expires_on, tags=dict(tags) if tags is not None else None)))
+    """PATCH a version's properties (no new version; material is untouched).
+
+    azure-core never re-sends a PATCH that timed out, and the vault may have applied it: after an answer that
+    was lost or late (or a 5xx) the version is read back, and if it already holds what was asked that is success.
+    """
+    try:
+        return _to_vault_key(_call(f"update key {name}", lambda: kv.update_key_properties(
+            name, version, key_operations=list(key_ops) if key_ops is not None else None, enabled=enabled,
+            not_before=not_before, expires_on=expires_on, tags=dict(tags) if tags is not None else None)))
+    except VaultError as error:
+        if not _ambiguous(error):
+            raise
+        landed = get_key(kv, name, version)
+        if landed is None or not _has_properties(landed, key_ops, enabled, not_before, expires_on, tags):
+            raise
+        return landed
+
+
+def _has_properties(vk: VaultKey, key_ops: Sequence[str] | None, enabled: bool | None, not_before: datetime | None,
+                    expires_on: datetime | None, tags: Mapping[str, str] | None) -> bool:
+    """Whether ``vk`` holds every property that is given (None: not asked for)."""
+    wanted = ((key_ops, lambda: set(vk.key_ops) == set(key_ops or ())), (enabled, lambda: vk.enabled == enabled),
+              (not_before, lambda: vk.not_before == not_before), (expires_on, lambda: vk.expires_on == expires_on),
+              (tags, lambda: dict(vk.tags) == dict(tags or {})))
+    return all(check() for value, check in wanted if value is not None)
 
 
 def delete(kv: "KeyClient", name: str, *, purge: bool) -> None:
