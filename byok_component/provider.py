@@ -68,12 +68,12 @@ class ByokKeyProvider(ResourceProvider):
             if existing is None:
                 # A soft-deleted name needs no extra GET: the import's 409 says so (KeyDeletedError).
                 found = _import(kv, p, material, existing)
-            elif _holds(existing, material.public):
+            elif _holds(kv, existing, material):
                 found = _patch(kv, p, existing, material.public.kty)  # adopt: no new version
             elif p.adopt_existing:
                 found = _import(kv, p, material, existing)
             else:
-                held = existing.fingerprint or "an AES key whose material cannot be compared"
+                held = existing.fingerprint or "an AES key that is not this one or cannot be compared"
                 raise KeyConflictError(
                     f"already holds other key material ({existing.kty}, {held}); set adopt_existing to import "
                     "this material as a new version of that key, or choose another key_name", input="key_name")
@@ -102,11 +102,14 @@ class ByokKeyProvider(ResourceProvider):
                 material_changed = current.public.fingerprint != wanted
             else:  # an AES key: the vault never shows it, so trust state (and any version we did not make)
                 material_changed = olds.get("fingerprint") != wanted or olds.get("version") != current.version
-            if material_changed:
-                material = P.load_material(p)
+            material = P.load_material(p) if material_changed else None
+            # An AES version state does not know may still hold this key (an update that crashed after importing
+            # it): the vault is asked before importing a duplicate.
+            if material is not None and not (current.public is None and _holds(kv, current, material)):
                 return UpdateResult(_outputs(p, _import(kv, p, material, current), material.public))
-            public = current.public or _oct_public(olds, current.version) or P.public_material(
-                news, kek_id=p.kek_id, key_type=p.declared_key_type)
+            public = current.public or _oct_public(olds, current.version) or (
+                material.public if material is not None else
+                P.public_material(news, kek_id=p.kek_id, key_type=p.declared_key_type))
             return UpdateResult(_outputs(p, _patch(kv, p, current, public.kty), public))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -168,8 +171,15 @@ def _where(id_: str, props: Mapping[str, Any]) -> tuple[str, str]:
     return kid.vault_url, kid.name
 
 
-def _holds(existing: "VaultKey", public: PublicKeyInfo) -> bool:
-    return existing.public is not None and existing.public.fingerprint == public.fingerprint
+def _holds(kv: "KeyClient", existing: "VaultKey", material: P.Material) -> bool:
+    """Whether the vault's version holds this material: by public key, or for an AES key by asking the vault."""
+    from . import vault
+
+    if existing.public is not None:
+        return existing.public.fingerprint == material.public.fingerprint
+    if material.target is None or material.target.kty != "oct":
+        return False  # an AES key wrapped elsewhere: we never see it, so it cannot be compared
+    return vault.holds_aes_key(kv, existing, material.target.wrapping_plaintext()) is True
 
 
 def _oct_public(state: Mapping[str, Any], version: str) -> PublicKeyInfo | None:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "VaultKey", "Kek", "client", "fetch_kek", "get_key", "is_deleted", "import_blob", "update_properties",
-    "delete", "create_kek", "recover", "purge", "clear_kek_cache", "settings", "Settings",
+    "delete", "create_kek", "recover", "purge", "clear_kek_cache", "settings", "Settings", "holds_aes_key",
     "ENV_CA_BUNDLE", "ENV_TOKEN_FILE",
 ]
 
@@ -444,6 +444,40 @@ def purge(kv: "KeyClient", name: str) -> None:
     """Purge a soft-deleted key (refused by the vault under purge protection)."""
     _call(f"purge key {name}", lambda: kv.purge_deleted_key(name))
 
+
+
+def holds_aes_key(kv: "KeyClient", vk: VaultKey, key: bytes) -> bool | None:
+    """Whether the AES (oct-HSM) version ``vk`` holds ``key``, which Key Vault never shows.
+
+    The vault wraps a random probe with that version (A128KW/A192KW/A256KW: RFC 3394, deterministic) and we
+    wrap it with ``key``: the results are equal only for the same key, and neither reveals either key. None
+    when the vault cannot say: the version lacks ``wrapKey`` or is disabled, or the principal may not use it.
+    """
+    from cryptography.hazmat.primitives import constant_time
+    from cryptography.hazmat.primitives.keywrap import aes_key_wrap
+
+    algorithm = {16: "A128KW", 24: "A192KW", 32: "A256KW"}.get(len(key))
+    if algorithm is None or not vk.kty.startswith("oct") or "wrapKey" not in vk.key_ops or not vk.enabled:
+        return None
+    from azure.core.rest import HttpRequest
+
+    from .keys import b64url, b64url_decode
+
+    probe = os.urandom(32)
+    # Not CryptographyClient: for an oct key (whose k Key Vault never returns) azure-keyvault-keys 4.11 wraps
+    # *locally* with a random key of its own and never asks the vault.
+    request = HttpRequest("POST", f"/keys/{vk.name}/{vk.version}/wrapkey",
+                          json={"alg": algorithm, "value": b64url(probe)})
+    try:  # not _call: a 403 here is a missing permission, not RBAC still propagating
+        response = kv.send_request(request)
+        response.raise_for_status()
+        wrapped = b64url_decode(response.json()["value"])
+    except Exception as exc:  # noqa: BLE001 - mapped and re-raised typed
+        error = _map_error(exc, f"compare key {vk.name}")
+        if isinstance(error, VaultError) and error.status in (400, 403, 404):
+            return None  # the vault will not wrap with it (permission, operation, algorithm): it cannot say
+        raise error from None
+    return constant_time.bytes_eq(wrapped, aes_key_wrap(key, probe))
 
 
 def sign_digest(kid: str, algorithm: str, digest: bytes) -> bytes:
