@@ -173,3 +173,23 @@ def test_kek_loading_accepts_public_pem_and_refuses_ec() -> None:
             PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     with pytest.raises(KekError, match="not a PEM or DER RSA public key"):
         keys.load_kek_public_key(b"garbage")
+
+
+def test_rsa_numbers_must_agree_without_the_costly_prime_tests() -> None:
+    """Loading skips OpenSSL's primality tests (seconds per RSA-4096 key in every preview) but not consistency."""
+    good = rsa_key(2048)
+    numbers = good.private_numbers()
+    assert keys.load_target_key(keys.private_key_pem(good)).public.size == 2048
+    for bad in (
+        rsa.RSAPrivateNumbers(numbers.p, numbers.q, numbers.d + 2, numbers.dmp1, numbers.dmq1, numbers.iqmp,
+                              numbers.public_numbers),
+        rsa.RSAPrivateNumbers(numbers.p, numbers.q, numbers.d, numbers.dmp1 ^ 2, numbers.dmq1, numbers.iqmp,
+                              numbers.public_numbers),
+        rsa.RSAPrivateNumbers(numbers.p, numbers.q, numbers.d, numbers.dmp1, numbers.dmq1, numbers.iqmp + 1,
+                              numbers.public_numbers),
+    ):
+        pem = keys.private_key_pem(bad.private_key(unsafe_skip_rsa_key_validation=True))
+        with pytest.raises(KeyMaterialError, match="inconsistent"):
+            keys.load_target_key(pem)
+        with pytest.raises(KeyMaterialError):  # the local vault's full check refuses it too
+            keys.load_target_key(pem, prime_check=True)
