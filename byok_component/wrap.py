@@ -22,10 +22,13 @@ KEK_SIZES: tuple[int, ...] = (2048, 3072, 4096)
 AES_KEY_BYTES = 32
 
 
+# BYOK spec: "encrypted with the wrapping RSA key using RSA-OAEP with SHA1" — MGF1-SHA1, empty label
+# (the RFC 8017 defaults; PKCS#11 CKM_RSA_PKCS_OAEP inside CKM_RSA_AES_KEY_WRAP). Immutable: made once.
+_OAEP = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
+
+
 def _oaep() -> padding.OAEP:
-    # BYOK spec: "encrypted with the wrapping RSA key using RSA-OAEP with SHA1" — MGF1-SHA1, empty label
-    # (the RFC 8017 defaults; PKCS#11 CKM_RSA_PKCS_OAEP inside CKM_RSA_AES_KEY_WRAP).
-    return padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
+    return _OAEP
 
 
 def check_kek(kek: object, *, input: str = "kek") -> rsa.RSAPublicKey:  # noqa: A002

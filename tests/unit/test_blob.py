@@ -25,6 +25,16 @@ def test_json_is_the_spec_layout_deterministic_and_unpadded() -> None:
     assert TransferBlob.parse(data) == blob
 
 
+@pytest.mark.parametrize("generator", [GENERATOR, "", 'quote" backslash\\ accent\u00e9 control\x01 sep\u2028'])
+def test_json_bytes_are_the_sorted_compact_dump(generator: str) -> None:
+    """to_json writes the document out directly (fast); it must equal the generic sorted, compact dump."""
+    blob = TransferBlob.build(KID, CIPHERTEXT, generator=generator)
+    doc = {"schema_version": "1.0.0", "header": {"kid": KID, "alg": "dir", "enc": "CKM_RSA_AES_KEY_WRAP"},
+           "ciphertext": base64.urlsafe_b64encode(CIPHERTEXT).rstrip(b"=").decode(), "generator": generator}
+    assert blob.to_json() == json.dumps(doc, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    assert TransferBlob.parse(blob.to_json()) == blob
+
+
 def test_padded_and_unpadded_base64url_both_parse() -> None:
     doc = json.loads(TransferBlob.build(KID, CIPHERTEXT[:-1] + b"\xff").to_json())
     doc["ciphertext"] = base64.urlsafe_b64encode(CIPHERTEXT[:-1] + b"\xff").decode()
