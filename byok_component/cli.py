@@ -10,7 +10,7 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
 from .__version__ import __version__
 from .blob import TransferBlob
@@ -172,8 +172,14 @@ def _vault_client(url: str):  # noqa: ANN202
         raise exc.for_input("--vault-url") from None
 
 
+def _key_name(name: str) -> str:
+    from .kid import check_key_name
+    return check_key_name(name, input="--name")
+
+
 def cmd_kek_create(args: argparse.Namespace) -> int:
     from . import vault
+    _key_name(args.name)
     kv = _vault_client(args.vault_url)
     progress(f"creating KEK {args.name} (RSA-HSM {args.size}, ops import) in {args.vault_url}")
     created = vault.create_kek(kv, args.name, args.size)
@@ -183,7 +189,7 @@ def cmd_kek_create(args: argparse.Namespace) -> int:
 
 def cmd_kek_download(args: argparse.Namespace) -> int:
     from . import vault
-    vk = vault.get_key(_vault_client(args.vault_url), args.name, args.version)
+    vk = vault.get_key(_vault_client(args.vault_url), _key_name(args.name), args.version)
     if vk is None:
         raise InputError(f"no key {args.name} in {args.vault_url}", input="--name")
     if vk.public is None or vk.public.public_pem is None:
@@ -233,7 +239,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from . import vault
     target = load_key_arg(args.key, args.password_env, None)
-    vk = vault.get_key(_vault_client(args.vault_url), args.name)
+    vk = vault.get_key(_vault_client(args.vault_url), _key_name(args.name))
     if vk is None:
         print(f"{args.name}: not found in {args.vault_url}", file=sys.stderr)
         return EXIT_MISMATCH
@@ -256,8 +262,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # --- parser --------------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr like every other error (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="byok", description="Azure Key Vault BYOK: wrap, package and import "
+    parser = _Parser(prog="byok", description="Azure Key Vault BYOK: wrap, package and import "
                                      "key material you own (CKM_RSA_AES_KEY_WRAP transfer blobs).")
     parser.add_argument("--version", action="version", version=f"byok-component {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
