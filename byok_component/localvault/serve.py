@@ -4,7 +4,7 @@ Prints a one-line warning on stderr (a test double, no place for real keys), the
 line on stdout once the vault accepts connections:
 ``{"vault_url": "https://127.0.0.1:N", "ca_cert": "<path>", "token_file": "<path>"}``.
 Without ``--data`` the vault lives in a new private temporary directory, removed when it stops.
-Exit status: 0 after a clean stop, 2 for bad arguments (sku, faults file), 1 if it cannot start.
+Exit status: 0 after a clean stop, 2 for bad arguments (sku, port, data, faults file), 1 if it cannot start.
 """
 
 from __future__ import annotations
@@ -30,6 +30,12 @@ def main(data: str | None, port: int, sku: str, faults_file: str | None) -> int:
     """Serve until SIGTERM/SIGINT; see the module docstring for the output contract."""
     if sku not in SKUS:
         print(f"byok local-vault: --sku must be one of {', '.join(SKUS)}", file=sys.stderr)
+        return 2
+    if not 0 <= port <= 65535:
+        print(f"byok local-vault: --port must be between 0 (any free port) and 65535, got {port}", file=sys.stderr)
+        return 2
+    if data is not None and Path(data).exists() and not Path(data).is_dir():
+        print(f"byok local-vault: --data {data} is not a directory", file=sys.stderr)
         return 2
     try:
         faults = FaultConfig.from_file(faults_file) if faults_file else None
