@@ -333,7 +333,11 @@ def _same_public(private: PublicKeyInfo, public: PublicKeyInfo) -> None:
 def load_material(p: "KeyProps") -> Material:
     """Everything ``create``/``update`` import: reads ``key_file`` (it must match ``public_key_file``) or the
     wrapped ciphertext. Raises InputError naming the property at fault."""
-    if p.wrapped_key_file:
+    if p.wrapped_key_file:  # the same refusals as check's public_material: create never takes what check refuses
+        if p.key_file:
+            raise InputError("give key_file or wrapped_key_file, not both", input="wrapped_key_file")
+        if p.key_password:
+            raise InputError("applies only to key_file (wrapped_key_file is already encrypted)", input="key_password")
         ciphertext = _read_wrapped(p.wrapped_key_file, p.kek_id)
         public = (_load_public(p.public_key_file) if p.public_key_file else
                   _wrapped_oct_info(ciphertext) if p.declared_key_type == "oct" else None)
