@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import dh, dsa, ec, ed448, ed25519, rsa, x448, x25519
 
 __all__ = ["SecretSet", "find_secrets", "assert_no_secrets", "flatten"]
 
@@ -95,14 +95,16 @@ class SecretSet:
         return self
 
     def add_private_key(self, label: str, private_key: Any) -> "SecretSet":
-        """An RSA or EC private key: its DER (PKCS#8 and traditional) and PEM, and its private numbers.
+        """An RSA or EC private key: its DER (PKCS#8 and traditional) and PEM, and its private numbers. Keys Azure
+        refuses (DSA, DH: the private integer; Ed25519, X25519, Ed448, X448: the raw private bytes) are taken too,
+        since a refusal must not quote them either.
 
         Only the private part of each DER is used (RSA: from ``d`` on; EC: the scalar), so the public key,
         which may appear anywhere, never matches.
         """
-        ders = [private_key.private_bytes(serialization.Encoding.DER, fmt, serialization.NoEncryption())
-                for fmt in (serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL)]
         if isinstance(private_key, rsa.RSAPrivateKey):
+            ders = [private_key.private_bytes(serialization.Encoding.DER, fmt, serialization.NoEncryption())
+                    for fmt in (serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.TraditionalOpenSSL)]
             numbers = private_key.private_numbers()
             d_bytes = _int_bytes(numbers.d)
             for der, kind in zip(ders, ("pkcs8-der", "traditional-der")):
@@ -116,6 +118,11 @@ class SecretSet:
             # The scalar is the only secret in an EC DER (SEC1 privateKey OCTET STRING); PEM is base64 of it,
             # which the aligned base64 needles of the scalar cover.
             self.add_integer(f"{label}:ec-d", private_key.private_numbers().private_value, length)
+        elif isinstance(private_key, (dsa.DSAPrivateKey, dh.DHPrivateKey)):
+            self.add_integer(f"{label}:x", private_key.private_numbers().x)
+        elif isinstance(private_key, (ed25519.Ed25519PrivateKey, x25519.X25519PrivateKey, ed448.Ed448PrivateKey,
+                                      x448.X448PrivateKey)):
+            self.add_bytes(f"{label}:raw", private_key.private_bytes_raw())
         else:
             raise TypeError(f"unsupported private key type {type(private_key).__name__}")
         return self

@@ -90,13 +90,9 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, bad_vault: "LocalVault", ke
         path.write_bytes(data)
         files[name] = str(path)
 
-    def private(name: str, key: Any, label: str | None = None) -> None:
+    def private(name: str, key: Any) -> None:
         put(name, _pkcs8(key))
-        if isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
-            found.add_private_key(label or name, key)
-        else:  # Ed25519, X25519, DSA, DH: the private encoding's tail is the secret
-            der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, NO_PASSWORD)
-            found.add_bytes(label or name, der[-32:])
+        found.add_private_key(name, key)
 
     good = ec_key("P-256", 61)  # the same key as keys["ec"]
     good_pem = _pkcs8(good)

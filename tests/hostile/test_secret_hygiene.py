@@ -80,6 +80,12 @@ def test_the_scanner_sees_what_it_must(keys: dict[str, KeyFiles], everything: Se
     assert find_secrets(f"password={KEY_PASSWORD}", everything) == ["key_password"]
     token = Path(vaults["premium"].token_file).read_text().strip()
     assert find_secrets(f"Authorization: Bearer {token}", everything) == [f"token:{vaults['premium'].port}:token"]
+    from cryptography.hazmat.primitives.asymmetric import dsa, ed25519, x25519
+    for kind, key in (("ed25519", ed25519.Ed25519PrivateKey.generate()), ("x25519", x25519.X25519PrivateKey.generate()),
+                      ("dsa", dsa.generate_private_key(1024))):  # key kinds Azure refuses: still secrets
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        assert find_secrets(pem, SecretSet().add_private_key(kind, key)), kind
 
 
 def test_state_logs_and_errors_through_a_whole_lifecycle(vaults: dict[str, "LocalVault"], keks: dict[str, str],
