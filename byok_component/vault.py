@@ -14,6 +14,7 @@ import os
 import random
 import threading
 import time
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -144,12 +145,36 @@ def _credential() -> Any:
         return _default_credential
 
 
+_clients: "OrderedDict[tuple[Any, ...], KeyClient]" = OrderedDict()
+_clients_lock = threading.Lock()
+_MAX_CLIENTS = 16
+
+
 def client(vault_url: str) -> "KeyClient":
-    """A KeyClient for ``vault_url``: retries for 429/5xx honouring Retry-After, our timeout, our CA bundle."""
+    """A KeyClient for ``vault_url``: retries for 429/5xx honouring Retry-After, our timeout, our CA bundle.
+
+    One per vault and settings per process (the settings come from the environment at each call and are part
+    of the cache key), so a provider process keeps its TLS connection to the vault: a new client per call paid
+    a TLS handshake each time, which made a create cost 1.5x a bare import. Azure SDK clients are thread-safe;
+    nothing here is pickled (the provider holds no state).
+    """
     from azure.keyvault.keys import KeyClient
 
     url = normalize_vault_url(vault_url)
-    return KeyClient(url, _credential(), **_client_options(url))
+    options = _client_options(url)
+    key = (url, os.environ.get(ENV_TOKEN_FILE) or None, tuple(sorted(options.items())))
+    with _clients_lock:
+        kv = _clients.get(key)
+        if kv is not None:
+            _clients.move_to_end(key)
+            return kv
+    kv = KeyClient(url, _credential(), **options)
+    with _clients_lock:
+        kv = _clients.setdefault(key, kv)
+        _clients.move_to_end(key)
+        while len(_clients) > _MAX_CLIENTS:  # dropped, not closed: another thread may still be using it
+            _clients.popitem(last=False)
+    return kv
 
 
 def _client_options(url: str) -> dict[str, Any]:
