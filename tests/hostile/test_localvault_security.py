@@ -1,0 +1,290 @@
+"""The local vault under attack: it listens on loopback only, speaks TLS only, refuses requests without the
+right token, lets the read-only token read and nothing else (403 on create, import, update, delete, purge,
+recover and crypto operations), refuses key names that try path traversal or odd characters, bounds request
+bodies, and keeps its files private (0700 directory, 0600 files; only the certificates are public).
+"""
+
+from __future__ import annotations
+
+import http.client
+import secrets
+import socket
+import ssl
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import pytest
+
+from byok_component.errors import VaultPermissionError
+from byok_component.provider import ByokKeyProvider
+from tests.hostile.conftest import KeyFiles, clear_error_problems, inventory, make_kek, start_vault
+from tests.hostile.figures import FIGURES
+from tests.integration.conftest import make_key_client, raw_request
+
+if TYPE_CHECKING:
+    from byok_component.localvault import LocalVault
+
+PUBLIC_FILES = {"ca.pem", "server.pem"}  # certificates: meant to be read by clients
+
+
+@pytest.fixture(scope="module")
+def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalVault"]:
+    started = start_vault(tmp_path_factory.mktemp("security-vault"))
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="module")
+def target(vault: "LocalVault") -> dict[str, str]:
+    """A KEK and an ordinary EC key to aim writes at."""
+    client = make_key_client(vault)
+    kek_id = make_kek(vault)
+    key = client.create_ec_key(f"victim-{secrets.token_hex(3)}", curve="P-256", hardware_protected=True)
+    assert key.id is not None
+    return {"kek_id": kek_id, "name": key.name or "", "version": key.properties.version or ""}
+
+
+def _record(passed: bool) -> None:
+    FIGURES.security(passed)
+    assert passed
+
+
+# --- network: loopback only, TLS only ----------------------------------------------------------------------
+def _outbound_address() -> str | None:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # sends nothing: only picks the interface a packet would leave by
+        address = probe.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if address.startswith("127.") else address
+
+
+@pytest.mark.parametrize("address", ["127.0.0.2", "127.1.2.3", "outbound"])
+def test_only_127_0_0_1_answers(vault: "LocalVault", address: str) -> None:
+    host = _outbound_address() if address == "outbound" else address
+    if host is None:
+        pytest.skip("this machine has no non-loopback address")
+    assert vault._server is not None and vault._server.socket.getsockname()[0] == "127.0.0.1"  # noqa: SLF001
+    refused = False
+    try:
+        socket.create_connection((host, vault.port), timeout=5).close()
+    except OSError:
+        refused = True
+    _record(refused)
+
+
+def test_the_command_line_cannot_bind_elsewhere(capsys: pytest.CaptureFixture[str]) -> None:
+    from byok_component.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["local-vault", "serve", "--host", "0.0.0.0"])
+    err = capsys.readouterr().err
+    _record(info.value.code == 2 and "--host" in err)
+
+
+def test_plain_http_gets_no_answer_and_does_no_harm(vault: "LocalVault") -> None:
+    answered = False
+    for request in (b"GET /keys?api-version=7.5 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                    b"PUT /keys/x?api-version=7.5 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}"):
+        with socket.create_connection(("127.0.0.1", vault.port), timeout=10) as plain:
+            plain.sendall(request)
+            try:
+                reply = plain.recv(4096)
+            except OSError:  # reset: refused
+                reply = b""
+            answered = answered or reply.startswith(b"HTTP/")
+    _record(not answered and raw_request(vault, "GET", "/keys")[0] == 200)
+
+
+def test_old_tls_and_untrusted_certificates_fail(vault: "LocalVault") -> None:
+    failures = 0
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.load_verify_locations(vault.ca_cert)
+    try:
+        old.minimum_version = ssl.TLSVersion.TLSv1
+        old.maximum_version = ssl.TLSVersion.TLSv1_1
+    except ValueError:  # this OpenSSL cannot even offer TLS 1.1
+        old = None  # type: ignore[assignment]
+    for context in (old, ssl.create_default_context()):  # TLS <= 1.1; the system CAs (not the vault's)
+        if context is None:
+            failures += 1
+            continue
+        connection = http.client.HTTPSConnection("127.0.0.1", vault.port, timeout=10, context=context)
+        try:
+            connection.request("GET", "/keys?api-version=7.5")
+            connection.getresponse()
+        except (ssl.SSLError, OSError):
+            failures += 1
+        finally:
+            connection.close()
+    _record(failures == 2)
+
+
+# --- authentication ------------------------------------------------------------------------------------------
+def _other_vault_token(tmp_path: Path) -> str:
+    other = start_vault(tmp_path / "other")
+    other.stop()
+    return Path(other.token_file).read_text().strip()
+
+
+@pytest.mark.parametrize("header", ["none", "wrong", "basic", "empty-bearer", "other-vault", "token-plus-junk",
+                                    "huge", "readonly-as-basic"])
+def test_requests_without_the_right_token_get_401(vault: "LocalVault", target: dict[str, str], header: str,
+                                                 tmp_path: Path) -> None:
+    token = Path(vault.token_file).read_text().strip()
+    readonly = Path(vault.readonly_token_file).read_text().strip()
+    headers = {
+        "none": None, "wrong": "Bearer " + secrets.token_urlsafe(32), "basic": "Basic " + token,
+        "empty-bearer": "Bearer ", "other-vault": "Bearer " + _other_vault_token(tmp_path),
+        "token-plus-junk": f"Bearer {token}x", "huge": "Bearer " + "A" * 60000, "readonly-as-basic": "Basic " + readonly,
+    }
+    client = make_key_client(vault)
+    before = inventory(client)
+    statuses = []
+    for method, path, body in (("GET", f"/keys/{target['name']}", None), ("DELETE", f"/keys/{target['name']}", None),
+                               ("POST", "/keys/intruder/create", {"kty": "EC-HSM", "crv": "P-256"})):
+        sent = {} if headers[header] is None else {"Authorization": headers[header]}
+        try:
+            status, reply_headers, _ = raw_request(vault, method, path, body, token=None, headers=sent)
+        except (http.client.HTTPException, OSError):  # a header too large for the server: refused, too
+            status, reply_headers = 431, {"www-authenticate": "Bearer"}
+        statuses.append(status)
+        if status == 401:
+            assert reply_headers.get("www-authenticate", "").startswith("Bearer")
+    _record(all(s in (401, 431) for s in statuses) and inventory(client) == before)
+
+
+# --- the read-only token -----------------------------------------------------------------------------------
+READONLY_WRITES = {
+    "create": ("POST", "/keys/ro-{rand}/create", {"kty": "EC-HSM", "crv": "P-256"}),
+    "import": ("PUT", "/keys/ro-{rand}", {"key": {"kty": "EC-HSM", "crv": "P-256", "key_hsm": "e30"}}),
+    "update": ("PATCH", "/keys/{name}/{version}", {"attributes": {"enabled": False}}),
+    "delete": ("DELETE", "/keys/{name}", None),
+    "purge": ("DELETE", "/deletedkeys/{name}", None),
+    "recover": ("POST", "/deletedkeys/{name}/recover", None),
+    "sign": ("POST", "/keys/{name}/{version}/sign", {"alg": "ES256", "value": "A" * 43}),
+    "wrapkey": ("POST", "/keys/{name}/{version}/wrapkey", {"alg": "RSA-OAEP", "value": "A" * 43}),
+    "kek-delete": ("DELETE", "/keys/{kek}", None),
+}
+
+
+@pytest.mark.parametrize("operation", list(READONLY_WRITES))
+def test_readonly_token_gets_403_for_anything_but_reading(vault: "LocalVault", target: dict[str, str],
+                                                         operation: str) -> None:
+    method, path, body = READONLY_WRITES[operation]
+    path = path.format(rand=secrets.token_hex(3), kek=target["kek_id"].split("/keys/")[1].split("/")[0], **target)
+    client = make_key_client(vault)
+    before = inventory(client)
+    status, _, reply = raw_request(vault, method, path, body, token="readonly")
+    readable = raw_request(vault, "GET", f"/keys/{target['name']}", token="readonly")[0]
+    _record(status == 403 and reply["error"]["code"] == "Forbidden" and readable == 200
+            and inventory(client) == before and client.get_key(target["name"]).properties.enabled)
+
+
+def test_provider_with_the_readonly_token_fails_in_one_line(vault: "LocalVault", target: dict[str, str],
+                                                            keys: dict[str, KeyFiles],
+                                                            use_vault: Callable[..., Any]) -> None:
+    use_vault(vault, BYOK_ACCESS_TOKEN_FILE=vault.readonly_token_file)
+    client = make_key_client(vault)
+    before = inventory(client)
+    name = f"ro-{secrets.token_hex(3)}"
+    provider = ByokKeyProvider()
+    inputs = provider.check({}, {"vault_url": vault.vault_url, "key_name": name, "kek_id": target["kek_id"],
+                                 "key_file": keys["ec"].private}).inputs
+    with pytest.raises(VaultPermissionError) as info:
+        provider.create(inputs)
+    problems = clear_error_problems(str(info.value), names=(name,))
+    _record(not problems and "Crypto Officer" in str(info.value) and inventory(client) == before)
+
+
+# --- odd key names and paths ---------------------------------------------------------------------------------
+ODD_PATHS = {
+    "dot-dot-encoded": ("GET", "/keys/..%2F..%2Fdeletedkeys%2Fx"),
+    "dot-dot-encoded-put": ("PUT", "/keys/..%2F..%2Fetc%2Fpasswd"),
+    "dot-dot-raw": ("GET", "/keys/../../etc/passwd"),
+    "dot-dot-dir": ("PUT", "/keys/%2e%2e"),
+    "encoded-slash": ("PUT", "/keys/a%2Fb"),
+    "backslash": ("PUT", "/keys/a%5Cb"),
+    "nul-byte": ("PUT", "/keys/a%00b"),
+    "newline": ("PUT", "/keys/a%0D%0AX-Injected:%201"),
+    "space": ("PUT", "/keys/two%20words"),
+    "unicode": ("PUT", "/keys/cl%C3%A9"),
+    "underscore": ("PUT", "/keys/a_b"),
+    "dots": ("PUT", "/keys/a.b"),
+    "too-long": ("PUT", "/keys/" + "k" * 128),
+    "sql": ("PUT", "/keys/x'%3B%20DROP%20TABLE%20keys%3B--"),
+    "version-traversal": ("GET", "/keys/kek/..%2F..%2Fx"),
+    "deleted-traversal": ("DELETE", "/deletedkeys/..%2Fkeys%2Fkek"),
+}
+
+
+@pytest.mark.parametrize("case", list(ODD_PATHS))
+def test_odd_key_names_are_refused(vault: "LocalVault", case: str) -> None:
+    method, path = ODD_PATHS[case]
+    client = make_key_client(vault)
+    before_keys, before_files = inventory(client), sorted(p.name for p in vault.data_dir.iterdir())
+    body = {"key": {"kty": "EC-HSM", "crv": "P-256", "key_hsm": "e30"}} if method == "PUT" else None
+    try:
+        status, _, _ = raw_request(vault, method, path, body)
+    except (http.client.HTTPException, OSError, ValueError):  # refused before it left (http.client) or cut off
+        status = 400
+    after_files = sorted(p.name for p in vault.data_dir.iterdir())
+    _record(status in (400, 404, 405) and inventory(client) == before_keys and after_files == before_files
+            and not (vault.data_dir.parent / "etc").exists())
+
+
+# --- request bodies ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", ["over-1-MiB", "chunked", "bad-length", "not-json"])
+def test_hostile_bodies_are_refused(vault: "LocalVault", case: str) -> None:
+    client = make_key_client(vault)
+    before = inventory(client)
+    headers = {"over-1-MiB": {"Content-Length": str(64 * 1024 * 1024)}, "chunked": {"Transfer-Encoding": "chunked"},
+               "bad-length": {"Content-Length": "12abc"}, "not-json": {}}[case]
+    raw = b"{not json" if case == "not-json" else b""
+    try:
+        status, _, _ = raw_request(vault, "PUT", "/keys/body-test", token="full", headers=headers, raw_body=raw)
+    except (http.client.HTTPException, OSError):
+        status = 400
+    _record(status in (400, 411, 413) and inventory(client) == before)
+
+
+# --- files ------------------------------------------------------------------------------------------------------
+def test_files_are_private_after_writes_and_a_restart(tmp_path: Path, use_vault: Callable[..., Any],
+                                                      keys: dict[str, KeyFiles]) -> None:
+    from tests.hostile.conftest import restart_with
+
+    vault = start_vault(tmp_path / "files")
+    try:
+        use_vault(vault)
+        kek_id = make_kek(vault)
+        provider = ByokKeyProvider()
+        provider.create(provider.check({}, {"vault_url": vault.vault_url, "key_name": "file-check", "kek_id": kek_id,
+                                            "key_file": keys["ec"].private}).inputs)
+        vault = restart_with(vault)
+        bad = [f"{p.name} {oct(stat.S_IMODE(p.stat().st_mode))}" for p in vault.data_dir.iterdir()
+               if p.name not in PUBLIC_FILES and stat.S_IMODE(p.stat().st_mode) != 0o600]
+        bad += [] if stat.S_IMODE(vault.data_dir.stat().st_mode) == 0o700 else ["the data dir"]
+        bad += [f"{p.name} is writable by others" for p in vault.data_dir.iterdir()
+                if stat.S_IMODE(p.stat().st_mode) & 0o022]
+    finally:
+        vault.stop()
+    _record(not bad)
+    assert not bad, bad
+
+
+def test_keygen_writes_private_keys_0600(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from byok_component.cli import main
+
+    modes = {}
+    for kty, extra in (("EC", []), ("oct", ["--size", "256"])):
+        out = tmp_path / f"{kty}.key"
+        assert main(["keygen", "--kty", kty, *extra, "-o", str(out)]) == 0
+        modes[kty] = stat.S_IMODE(out.stat().st_mode)
+    capsys.readouterr()
+    _record(set(modes.values()) == {0o600})
