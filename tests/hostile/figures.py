@@ -7,6 +7,7 @@ of any run that includes hostile tests. ``python -m tests.hostile.figures`` runs
 from __future__ import annotations
 
 import sys
+import textwrap
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ class Figures:
     secrets_found: int = 0
     concurrent_creates: int = 0
     concurrent_duplicates: int = 0
-    kek_fetches: list[str] = field(default_factory=list)
+    kek_runs: list[tuple[int, int]] = field(default_factory=list)  # (KEKs used, GETs of them seen at the vault)
     security_checks: int = 0
     security_checks_passed: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -57,11 +58,11 @@ class Figures:
             self.secret_scans += 1
             self.secrets_found += leaked
 
-    def concurrency(self, creates: int, duplicates: int, kek_fetches: str) -> None:
+    def concurrency(self, creates: int, duplicates: int, keks: int, kek_fetches: int) -> None:
         with self._lock:
             self.concurrent_creates += creates
             self.concurrent_duplicates += duplicates
-            self.kek_fetches.append(kek_fetches)
+            self.kek_runs.append((keks, kek_fetches))
 
     def security(self, passed: bool) -> None:
         with self._lock:
@@ -81,19 +82,24 @@ class Figures:
         rows = [
             ("faults injected / survived cleanly",
              f"{injected} faults in {self.fault_scenarios} scenarios / {self.fault_scenarios_clean} clean",
-             f"{kinds}; outcomes: {outcomes}"),
+             f"{kinds}; outcomes: {outcomes}" if self.fault_scenarios else ""),
             ("duplicate versions from retries", str(self.duplicate_versions), "counted with the SDK"),
             ("state disagreeing with the vault", str(self.state_disagreements), "after success and after rerun"),
             ("bad inputs tried / refused cleanly", f"{self.bad_inputs} / {self.bad_inputs_clean}", surfaces),
             ("secrets found", str(self.secrets_found), f"in {self.secret_scans} scans"),
             ("concurrent creates / duplicates", f"{self.concurrent_creates} / {self.concurrent_duplicates}", ""),
-            ("KEK fetches", "; ".join(self.kek_fetches) or "-", "GET /keys/<kek>/<version> at the vault"),
+            ("KEK fetches / KEKs used", f"{sum(f for _, f in self.kek_runs)} / {sum(k for k, _ in self.kek_runs)}",
+             f"in {len(self.kek_runs)} concurrent runs (GET /keys/<kek>/<version> counted at the vault)"),
             ("local vault security checks", f"{self.security_checks} / {self.security_checks_passed} passed", ""),
         ]
-        width = [max(len(r[i]) for r in rows + [("figure", "value", "detail")]) for i in range(3)]
-        line = "+".join("-" * (w + 2) for w in width)
+        wrapped: list[tuple[str, str, str]] = []
+        for figure, value, detail in rows:  # long details continue on rows of their own
+            parts = textwrap.wrap(detail, 64) or [""]
+            wrapped += [(figure, value, parts[0])] + [("", "", part) for part in parts[1:]]
+        width = [max(len(r[i]) for r in wrapped + [("figure", "value", "detail")]) for i in range(3)]
+        line = "-+-".join("-" * w for w in width)
         out = [line, " | ".join(h.ljust(w) for h, w in zip(("figure", "value", "detail"), width)), line]
-        out += [" | ".join(c.ljust(w) for c, w in zip(row, width)) for row in rows]
+        out += [" | ".join(c.ljust(w) for c, w in zip(row, width)).rstrip() for row in wrapped]
         return "\n".join(out + [line])
 
 

@@ -91,8 +91,7 @@ def test_parallel_creates_import_each_key_once_and_fetch_each_kek_once(
         or outs["version"] != vault_adapter.get_key(client, name).version)]
     fetches = {kek_id.split("/keys/")[1].split("/")[0]: _kek_fetches(vault, kek_id, since) for kek_id in kek_ids}
     duplicates = sum(max(0, n - 1) for n in held.values())
-    FIGURES.concurrency(CREATES, duplicates, f"{workers} threads, {keks} KEK(s): " +
-                        ", ".join(str(n) for n in fetches.values()) + " fetch(es)")
+    FIGURES.concurrency(CREATES, duplicates, keks, sum(fetches.values()))
     assert errors == []
     assert set(held.values()) == {1} and set(puts.values()) == {1}, (held, puts)  # imported exactly once
     assert wrong == []  # each state holds its own key and the vault's version
@@ -133,7 +132,7 @@ def test_parallel_creates_over_grpc_fetch_the_kek_once(tmp_path: Path, vault: "L
     client = make_key_client(vault)
     held = [versions(client, f"grpc-{run}-{i}") for i in range(count)]
     fetches = _kek_fetches(vault, kek_id, since)
-    FIGURES.concurrency(count, sum(max(0, n - 1) for n in held), f"gRPC host (4 threads): {fetches} fetch(es)")
+    FIGURES.concurrency(count, sum(max(0, n - 1) for n in held), 1, fetches)
     assert [c.id for c in created] == [f"{vault.vault_url}/keys/grpc-{run}-{i}" for i in range(count)]
     assert held == [1] * count
     assert fetches == 1

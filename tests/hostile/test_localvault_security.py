@@ -102,6 +102,7 @@ def test_plain_http_gets_no_answer_and_does_no_harm(vault: "LocalVault") -> None
     _record(not answered and raw_request(vault, "GET", "/keys")[0] == 200)
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")
 def test_old_tls_and_untrusted_certificates_fail(vault: "LocalVault") -> None:
     failures = 0
     old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
