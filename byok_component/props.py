@@ -245,7 +245,9 @@ def _load_public(path: object) -> PublicKeyInfo:
 def _read_wrapped(path: object, kek_id: str | None) -> bytes:
     """The ciphertext of a key wrapped elsewhere: a .byok transfer blob, or the raw CKM_RSA_AES_KEY_WRAP bytes."""
     data = _read(path, "wrapped_key_file")
-    if data.lstrip().startswith(b"{"):
+    # A .byok file is ASCII JSON. Raw ciphertext is random bytes: about 1 in 200 start with "{" (or blanks and
+    # "{"), but a few hundred random bytes are never all ASCII.
+    if data.lstrip().startswith(b"{") and data.isascii():
         try:
             blob = TransferBlob.parse(data, input="wrapped_key_file")
         except BlobError as exc:

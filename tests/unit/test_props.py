@@ -265,6 +265,19 @@ def test_wrapped_key_file_raw_or_byok_with_public_key_file(ec_key: dict[str, Any
                                                    public_key_file=ec_key["pub"]))["wrapped_key_file"]
 
 
+def test_raw_ciphertext_that_starts_like_json_is_still_raw(kek: Any, keydir: Path) -> None:
+    """About 1 raw ciphertext in 200 starts with "{" (or whitespace and "{"); it is not a .byok file."""
+    ciphertext = wrap(kek.public_key(), secrets.token_bytes(32))
+    for start in (b"{", b" {", b"\n{"):
+        odd = start + ciphertext[len(start):]
+        if odd.isascii():  # pragma: no cover - astronomically unlikely
+            continue
+        (keydir / "odd.wrapped").write_bytes(odd)
+        result = P.check({}, base(wrapped_key_file=str(keydir / "odd.wrapped"), key_type="oct"))
+        assert result.failures == []
+        assert (result.inputs["key_type"], result.inputs["key_size"]) == ("oct", 256)
+
+
 def test_wrapped_aes_key_is_identified_by_its_ciphertext(kek: Any, keydir: Path) -> None:
     ciphertext = wrap(kek.public_key(), secrets.token_bytes(32))
     assert len(ciphertext) == 256 + 40
