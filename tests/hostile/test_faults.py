@@ -433,3 +433,42 @@ def _wait_until(condition: Callable[[], bool], *, what: str, timeout: float = 30
         if time.monotonic() > deadline:
             raise TimeoutError(f"waited {timeout:.0f}s for {what}")
         tick.wait(0.02)
+
+
+# --- the bearer token rotated under a long-lived provider process ------------------------------------------
+def test_a_rotated_token_is_picked_up_without_a_restart(tmp_path: Path, use_vault: Callable[..., Any],
+                                                        keys: dict[str, KeyFiles], secret_set: SecretSet) -> None:
+    """The provider process keeps its vault clients (and their cached token) between calls. When the token in
+    BYOK_ACCESS_TOKEN_FILE is replaced, the next call works; while the file holds a stale token, the call fails
+    with one clear line; the state never changes meanwhile."""
+    vault = start_vault(tmp_path / "vault")
+    token_file = tmp_path / "token"
+    try:
+        kek_id = make_kek(vault)
+        token_file.write_text(Path(vault.token_file).read_text())
+        use_vault(vault, BYOK_ACCESS_TOKEN_FILE=str(token_file))
+        provider = ByokKeyProvider()
+        inputs = provider.check({}, {"vault_url": vault.vault_url, "key_name": "rotated", "kek_id": kek_id,
+                                     "key_file": keys["ec"].private}).inputs
+        created = provider.create(inputs)
+
+        def rotate() -> "LocalVault":
+            vault.stop()
+            Path(vault.token_file).unlink()  # the vault makes a new token when it starts
+            return start_vault(vault.data_dir, port=vault.port)
+
+        vault = rotate()
+        with pytest.raises(ByokError) as info:  # the file still holds the old token
+            provider.read(created.id, created.outs)
+        problems = clear_error_problems(str(info.value), names=("rotated",), secret_set=add_tokens(secret_set, vault))
+        token_file.write_text(Path(vault.token_file).read_text())  # the token is renewed in the file
+        read = provider.read(created.id, created.outs)
+        updated = provider.update(created.id, read.outs, {**inputs, "tags": {"after": "rotation"}})
+        held = versions(make_key_client(vault), "rotated")
+        problems += _disagreements(dict(updated.outs), vault_adapter.get_key(make_key_client(vault), "rotated"),
+                                   aes=False)
+        FIGURES.fault({"token_rotated": 2}, "ok", clean=not problems and held == 1, duplicates=held - 1,
+                      disagreements=len(problems))
+        assert read.id == created.id and held == 1 and not problems, problems
+    finally:
+        vault.stop()
