@@ -56,6 +56,7 @@ def _slow(rule: str, times: int | None = 1) -> dict[str, Any]:
 SCENARIOS: dict[str, Scenario] = {
     # create: the import (PUT) and the reads around it
     "create/429-put": Scenario("create", {"fail_429": {"PUT /keys/{name}": 1}}),
+    "create/429-put-exhausted": Scenario("create", {"fail_429": {"PUT /keys/{name}": 2}}, TWO_ATTEMPTS, "error"),
     "create/429-get-key": Scenario("create", {"fail_429": {"GET /keys/{name}": 1}}),
     "create/500-put": Scenario("create", {"fail_500": {"PUT /keys/{name}": 1}}),
     "create/500-put-exhausted": Scenario("create", {"fail_500": {"PUT /keys/{name}": 2}}, TWO_ATTEMPTS, "error"),
