@@ -130,7 +130,7 @@ def report(sizes: Sizes, r: dict[str, Any], f: dict[str, Any], elapsed: float) -
                      v["provider_ms_per_key"], v["sdk_ms_per_key"], round(v["ratio"], 3),
                      "<= 1.3" if is_headline else "-",
                      _met("create_ratio_vs_sdk_floor", v["ratio"]) if is_headline else ""])
-        rows.append([f"  same vs bare get_key (404) + import_key", v["provider_ms_per_key"],
+        rows.append(["  same vs bare get_key (404) + import_key", v["provider_ms_per_key"],
                      v["sdk_get_ms_per_key"], round(v["ratio_vs_get_import"], 3), "-", ""])
     rows.append(["start: first Check answered vs import pulumi, ms", s["first_check_ms"], s["import_pulumi_ms"],
                  f["provider_start_ratio"], "<= 1.5", _met("provider_start_ratio", f["provider_start_ratio"])])

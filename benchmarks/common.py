@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+
 import gc
 import logging
 import os
@@ -16,8 +17,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 from cryptography.hazmat.primitives import serialization
 
-ROOT = Path(__file__).resolve().parents[1]
-PROJECT = "byok-component"
+from tests.provider.grpc_host import PROJECT, ROOT, child_env  # one host environment for tests and benchmarks
+
+__all__ = ["PROJECT", "ROOT", "child_env"]  # plus the helpers below, imported by name
 
 
 # --- run sizes -------------------------------------------------------------------------------------------
@@ -214,7 +216,7 @@ def bench_setup(sizes: Sizes) -> Iterator[Bench]:
 def _make_kek(vault: Any, bits: int) -> str:
     from byok_component import vault as V
 
-    with env(BYOK_CA_BUNDLE=vault.ca_cert, BYOK_ACCESS_TOKEN_FILE=vault.token_file):
+    with V.pointed_at(vault.ca_cert, vault.token_file):
         kek = V.create_kek(V.client(vault.vault_url), "bench-kek", bits)
     return kek.kid
 
@@ -240,16 +242,6 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024.0
     raise RuntimeError("no VmHWM in /proc status")
-
-
-def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Env for a child Python: ours, minus credentials/proxies and Pulumi settings, plus the repo on the path."""
-    out = {k: v for k, v in os.environ.items() if not k.startswith(("BYOK_", "AZURE_", "PULUMI_"))}
-    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
-        out.pop(name, None)
-    python_path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    out.update({"PULUMI_PROJECT": PROJECT, "PYTHONPATH": python_path, **(extra or {})})
-    return out
 
 
 # --- the table -------------------------------------------------------------------------------------------

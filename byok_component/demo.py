@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import sys
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
 
 from . import vault
@@ -27,21 +24,6 @@ MESSAGE = b"byok-component demo: this message was signed inside the vault"
 
 def _say(text: str) -> None:
     print(f"byok demo: {text}", file=sys.stderr, flush=True)
-
-
-@contextmanager
-def _vault_env(ca_cert: str, token_file: str) -> Iterator[None]:
-    """Point vault.client() at the embedded vault for the demo's duration, then restore the environment."""
-    saved = {name: os.environ.get(name) for name in (vault.ENV_CA_BUNDLE, vault.ENV_TOKEN_FILE)}
-    os.environ[vault.ENV_CA_BUNDLE], os.environ[vault.ENV_TOKEN_FILE] = ca_cert, token_file
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _verified_by_vault(kid: str, private_key: object) -> bool:
@@ -71,7 +53,7 @@ def run_demo(*, keep: bool = False) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="byok-demo-"))  # mkdtemp is 0700
     _say(f"working in {workdir} (an embedded local vault: a test double, no place for real keys)")
     try:
-        with LocalVault(workdir / "vault", sku="premium") as local, _vault_env(local.ca_cert, local.token_file):
+        with LocalVault(workdir / "vault", sku="premium") as local, vault.pointed_at(local.ca_cert, local.token_file):
             kv = vault.client(local.vault_url)
             _say(f"local vault at {local.vault_url}")
             _say("1/6 create the KEK: RSA-HSM 4096, key_ops [import]")

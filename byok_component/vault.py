@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "VaultKey", "Kek", "client", "fetch_kek", "get_key", "is_deleted", "import_blob", "update_properties",
     "delete", "create_kek", "recover", "purge", "clear_kek_cache", "settings", "Settings", "holds_aes_key",
-    "ENV_CA_BUNDLE", "ENV_TOKEN_FILE",
+    "ENV_CA_BUNDLE", "ENV_TOKEN_FILE", "pointed_at",
 ]
 
 ENV_CA_BUNDLE = "BYOK_CA_BUNDLE"
@@ -374,7 +374,6 @@ def import_blob(kv: "KeyClient", name: str, blob: TransferBlob, *, kty: str, cur
     given) before anything is re-sent. 429s are retried after Retry-After. ``current`` is what the caller
     already read of ``name`` (a VaultKey, or None when absent), which saves one GET.
     """
-    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
     from azure.keyvault.keys import JsonWebKey
 
     jwk = JsonWebKey(kty=f"{kty}-HSM", crv=curve, key_ops=list(key_ops) if key_ops else None, t=blob.to_json())
@@ -512,3 +511,18 @@ def sign_digest(kid: str, algorithm: str, digest: bytes) -> bytes:
     parsed = KeyId.parse(kid, versioned=True, input="kid")
     crypto = CryptographyClient(kid, _credential(), **_client_options(parsed.vault_url))
     return _call(f"sign with {parsed.name}", lambda: crypto.sign(algorithm, digest).signature)
+
+
+@contextmanager
+def pointed_at(ca_bundle: str, token_file: str) -> Iterator[None]:
+    """Point this process's vault clients at a vault (a local one: its CA and token file), then restore."""
+    saved = {name: os.environ.get(name) for name in (ENV_CA_BUNDLE, ENV_TOKEN_FILE)}
+    os.environ[ENV_CA_BUNDLE], os.environ[ENV_TOKEN_FILE] = ca_bundle, token_file
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

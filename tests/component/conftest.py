@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import pytest
 
-from byok_component.keys import generate_private_key, private_key_pem
+from byok_component.keys import private_key_pem
 from tests.component import harness
 from tests.conftest import ec_key, rsa_key
 

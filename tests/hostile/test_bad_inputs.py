@@ -23,7 +23,7 @@ from byok_component.blob import TransferBlob
 from byok_component import cli
 from byok_component.cli import main
 from byok_component.errors import ByokError
-from byok_component.keys import b64url, private_key_pem
+from byok_component.keys import b64url
 from byok_component.provider import ByokKeyProvider
 from byok_component.wrap import wrap
 from tests.conftest import ec_key, rsa_key
@@ -467,7 +467,6 @@ def _argv(case: CliCase, corpus: Corpus, vault: "LocalVault", out: str, name: st
              "kek_unversioned": kek_base, "kek_name": kek_base.rsplit("/", 1)[1], "vault": vault.vault_url,
              "vault_http": vault.vault_url.replace("https://", "http://"), "out": out, "name": name}
     return [corpus.path(arg[1:]) if arg.startswith("@") else arg.format(**names) for arg in case.argv]
-    return argv
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import selectors
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,6 +24,16 @@ ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "byok-component"
 _STARTUP_TIMEOUT = 60.0
 _CALL_TIMEOUT = 120.0
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Env for the host: ours minus credentials, proxies and Pulumi settings, plus the repo on the path."""
+    out = {k: v for k, v in os.environ.items() if not k.startswith(("BYOK_", "AZURE_", "PULUMI_"))}
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        out.pop(name, None)
+    python_path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    out.update({"PULUMI_PROJECT": PROJECT, "PYTHONPATH": python_path, **(extra or {})})
+    return out
 
 
 def struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
@@ -41,19 +52,29 @@ class ProviderHost:
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self._stderr = tempfile.TemporaryFile()
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("BYOK_", "AZURE_", "PULUMI_"))}
-        python_path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-        full_env.update({"PULUMI_PROJECT": PROJECT, "PYTHONPATH": python_path, **env})
-        self.process = subprocess.Popen([sys.executable, "-u", "-m", "pulumi.dynamic"], cwd=ROOT, env=full_env,
-                                        stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL)
+        started = time.perf_counter()
+        self.process = subprocess.Popen([sys.executable, "-u", "-m", "pulumi.dynamic"], cwd=ROOT,
+                                        env=child_env(env), stdout=subprocess.PIPE, stderr=self._stderr,
+                                        stdin=subprocess.DEVNULL)
         try:
             self.port = self._read_port()
+            self.started = time.perf_counter() - started  # spawn -> port printed (its gRPC server is up)
             self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
             grpc.channel_ready_future(self.channel).result(timeout=_STARTUP_TIMEOUT)
         except BaseException:
             self.close()
             raise
         self.stub = provider_pb2_grpc.ResourceProviderStub(self.channel)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def __enter__(self) -> "ProviderHost":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _read_port(self) -> int:
         assert self.process.stdout is not None

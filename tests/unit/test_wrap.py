@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
 from byok_component import wrap
