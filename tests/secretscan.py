@@ -139,6 +139,15 @@ class SecretSet:
 
     add_token = add_password
 
+    def add_vault_tokens(self, *vaults: Any) -> "SecretSet":
+        """The bearer tokens (full and read-only) of local vaults, read from their token files."""
+        from pathlib import Path
+
+        for vault in vaults:
+            for path in (vault.token_file, vault.readonly_token_file):
+                self.add_token(f"token:{vault.port}:{Path(path).name}", Path(path).read_text().strip())
+        return self
+
     # --- searching --------------------------------------------------------------------------------------
     def labels(self) -> list[str]:
         return sorted(set(self.text_needles) | set(self.byte_needles))

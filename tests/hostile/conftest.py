@@ -166,10 +166,7 @@ def secret_set(keys: dict[str, KeyFiles]) -> SecretSet:
 
 def add_tokens(secret_set: SecretSet, *vaults: "LocalVault") -> SecretSet:
     """Add the bearer tokens (full and read-only) of ``vaults`` to ``secret_set``; returns it."""
-    for vault in vaults:
-        for path in (vault.token_file, vault.readonly_token_file):
-            secret_set.add_token(f"token:{vault.port}:{Path(path).name}", Path(path).read_text().strip())
-    return secret_set
+    return secret_set.add_vault_tokens(*vaults)
 
 
 def scan(haystack: Any, secret_set: SecretSet) -> list[str]:

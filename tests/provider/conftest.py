@@ -149,10 +149,7 @@ def secret_set(keys: dict[str, KeyFiles]) -> SecretSet:
 
 def with_tokens(secrets_: SecretSet, *vaults: "LocalVault") -> SecretSet:
     """The secret set plus the bearer tokens of ``vaults``."""
-    for vault in vaults:
-        for path in (vault.token_file, vault.readonly_token_file):
-            secrets_.add_token(f"token:{Path(path).name}", Path(path).read_text().strip())
-    return secrets_
+    return secrets_.add_vault_tokens(*vaults)
 
 
 @pytest.fixture
