@@ -34,3 +34,19 @@ def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith(("AZURE_", "BYOK_")) or name in (
                 "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def sdk():  # -> Callable[[LocalVault], KeyClient]
+    """``sdk(vault)``: the operator's own KeyClient (full token), one per vault: for out-of-band changes and
+    for looking behind the provider and the CLI."""
+    from tests.integration.conftest import make_key_client
+
+    clients: dict = {}
+
+    def get(vault):
+        if vault.vault_url not in clients:
+            clients[vault.vault_url] = make_key_client(vault)
+        return clients[vault.vault_url]
+
+    return get

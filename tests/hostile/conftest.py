@@ -92,15 +92,9 @@ def shared_kek(shared_vault: "LocalVault") -> str:
 
 
 @pytest.fixture(scope="session")
-def operator() -> Callable[["LocalVault"], "KeyClient"]:
-    """``operator(vault)``: the operator's own KeyClient (full token), cached per vault URL."""
-    clients: dict[str, "KeyClient"] = {}
-
-    def get(vault: "LocalVault") -> "KeyClient":
-        if vault.vault_url not in clients:
-            clients[vault.vault_url] = make_key_client(vault)
-        return clients[vault.vault_url]
-    return get
+def operator(sdk: Callable[["LocalVault"], "KeyClient"]) -> Callable[["LocalVault"], "KeyClient"]:
+    """``operator(vault)``: the operator's own KeyClient (the shared ``sdk`` fixture under this suite's name)."""
+    return sdk
 
 
 def versions(client: "KeyClient", name: str) -> int:

@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives import serialization
 from byok_component.keys import PublicKeyInfo, load_target_key, private_key_pem
 from byok_component.provider import ByokKeyProvider
 from tests.conftest import ec_key, rsa_key
-from tests.integration.conftest import make_key_client
 from tests.secretscan import SecretSet
 
 if TYPE_CHECKING:
@@ -61,19 +60,6 @@ def premium_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalVa
 def hsm_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalVault"]:
     """A Managed HSM local vault: the only kind that takes AES (oct-HSM) keys."""
     yield from _start(tmp_path_factory, "managedhsm")
-
-
-@pytest.fixture(scope="session")
-def sdk() -> Callable[["LocalVault"], "KeyClient"]:
-    """``sdk(vault)``: the operator's own KeyClient, for out-of-band changes and for looking behind the provider."""
-    clients: dict[str, "KeyClient"] = {}
-
-    def get(vault: "LocalVault") -> "KeyClient":
-        if vault.vault_url not in clients:
-            clients[vault.vault_url] = make_key_client(vault)
-        return clients[vault.vault_url]
-
-    return get
 
 
 @pytest.fixture
