@@ -27,6 +27,14 @@ def pem_armour(body: bytes, label: bytes = b"PRIVATE KEY") -> bytes:
     return b"".join([dashes, b"BEGIN ", label, dashes, b"\n", body, b"\n", dashes, b"END ", label, dashes, b"\n"])
 
 
+def serve_vault(data_dir, **options):  # -> Iterator[LocalVault]
+    """``yield from serve_vault(dir, sku=..., faults=...)``: a local vault running for a fixture's lifetime."""
+    from byok_component.localvault import LocalVault
+
+    with LocalVault(data_dir, **options) as vault:
+        yield vault
+
+
 @pytest.fixture(autouse=True)
 def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reaches Azure or inherits the developer's credentials, proxies or CA settings."""

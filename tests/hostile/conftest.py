@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from byok_component import vault as vault_adapter
 from byok_component.keys import PublicKeyInfo, load_target_key, private_key_pem
-from tests.conftest import ec_key, rsa_key
+from tests.conftest import ec_key, rsa_key, serve_vault
 from tests.hostile.figures import FIGURES
 from tests.integration.conftest import make_key_client
 from tests.secretscan import SecretSet, find_secrets
@@ -79,11 +79,7 @@ def use_vault(monkeypatch: pytest.MonkeyPatch) -> Callable[..., "LocalVault"]:
 @pytest.fixture(scope="session")
 def shared_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalVault"]:
     """A clean premium vault for the bad-input, hygiene and concurrency tests (unique key names per test)."""
-    vault = start_vault(tmp_path_factory.mktemp("hostile-vault"))
-    try:
-        yield vault
-    finally:
-        vault.stop()
+    yield from serve_vault(tmp_path_factory.mktemp("hostile-vault"))
 
 
 @pytest.fixture(scope="session")

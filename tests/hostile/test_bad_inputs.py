@@ -26,9 +26,8 @@ from byok_component.errors import ByokError
 from byok_component.keys import b64url
 from byok_component.provider import ByokKeyProvider
 from byok_component.wrap import wrap
-from tests.conftest import ec_key, rsa_key
-from tests.hostile.conftest import (KEY_PASSWORD, KeyFiles, add_tokens, clear_error_problems, inventory, make_kek,
-                                    start_vault)
+from tests.conftest import ec_key, rsa_key, serve_vault
+from tests.hostile.conftest import (KEY_PASSWORD, KeyFiles, add_tokens, clear_error_problems, inventory, make_kek)
 from tests.hostile.figures import FIGURES
 from tests.integration.conftest import make_key_client
 from tests.secretscan import SecretSet
@@ -68,11 +67,7 @@ class Corpus:
 @pytest.fixture(scope="module")
 def bad_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalVault"]:
     """A vault of the corpus's own, so its inventory holds only what the corpus made."""
-    vault = start_vault(tmp_path_factory.mktemp("bad-inputs-vault"))
-    try:
-        yield vault
-    finally:
-        vault.stop()
+    yield from serve_vault(tmp_path_factory.mktemp("bad-inputs-vault"))
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from byok_component import provider as provider_module
 from byok_component import vault as vault_adapter
 from byok_component.errors import ByokError
 from byok_component.provider import ByokKeyProvider
-from tests.conftest import ec_key
-from tests.hostile.conftest import KeyFiles, make_kek, start_vault, versions, write_key
+from tests.conftest import ec_key, serve_vault
+from tests.hostile.conftest import KeyFiles, make_kek, versions, write_key
 from tests.hostile.figures import FIGURES
 from tests.integration.conftest import make_key_client
 
@@ -33,11 +33,7 @@ CREATES = 50
 
 @pytest.fixture(scope="module")
 def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalVault"]:
-    started = start_vault(tmp_path_factory.mktemp("concurrency-vault"))
-    try:
-        yield started
-    finally:
-        started.stop()
+    yield from serve_vault(tmp_path_factory.mktemp("concurrency-vault"))
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ import pytest
 
 from byok_component.errors import VaultPermissionError
 from byok_component.provider import ByokKeyProvider
+from tests.conftest import serve_vault
 from tests.hostile.conftest import KeyFiles, clear_error_problems, inventory, make_kek, start_vault
 from tests.hostile.figures import FIGURES
 from tests.integration.conftest import make_key_client, raw_request
@@ -30,11 +31,7 @@ PUBLIC_FILES = {"ca.pem", "server.pem"}  # certificates: meant to be read by cli
 
 @pytest.fixture(scope="module")
 def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalVault"]:
-    started = start_vault(tmp_path_factory.mktemp("security-vault"))
-    try:
-        yield started
-    finally:
-        started.stop()
+    yield from serve_vault(tmp_path_factory.mktemp("security-vault"))
 
 
 @pytest.fixture(scope="module")

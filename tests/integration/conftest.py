@@ -84,14 +84,9 @@ def vault_http() -> Callable[..., tuple[int, dict[str, str], Any]]:
 @pytest.fixture(scope="session")
 def local_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalVault"]:
     """A premium-sku local vault shared by the session (tests use unique key names)."""
-    from byok_component.localvault import LocalVault
+    from tests.conftest import serve_vault
 
-    vault = LocalVault(tmp_path_factory.mktemp("local-vault"))
-    vault.start()
-    try:
-        yield vault
-    finally:
-        vault.stop()
+    yield from serve_vault(tmp_path_factory.mktemp("local-vault"))
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from byok_component.keys import PublicKeyInfo, load_target_key, private_key_pem
 from byok_component.provider import ByokKeyProvider
-from tests.conftest import ec_key, rsa_key
+from tests.conftest import ec_key, rsa_key, serve_vault
 from tests.secretscan import SecretSet
 
 if TYPE_CHECKING:
@@ -41,14 +41,7 @@ class KeyFiles:
 
 
 def _start(tmp_path_factory: pytest.TempPathFactory, sku: str) -> Iterator["LocalVault"]:
-    from byok_component.localvault import LocalVault
-
-    vault = LocalVault(tmp_path_factory.mktemp(f"provider-vault-{sku}"), sku=sku)
-    vault.start()
-    try:
-        yield vault
-    finally:
-        vault.stop()
+    yield from serve_vault(tmp_path_factory.mktemp(f"provider-vault-{sku}"), sku=sku)
 
 
 @pytest.fixture(scope="session")
