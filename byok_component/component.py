@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Optional, Sequence
 
 import pulumi
@@ -16,7 +16,7 @@ import pulumi
 from .errors import InputError
 from .kek import KEK_SIZES, DataPlaneKek, DataPlaneKekArgs
 from .kid import check_key_name, normalize_vault_url
-from .resource import ByokKey, ByokKeyArgs
+from .resource import ByokKey, ByokKeyArgs, KeyMaterialArgs
 
 __all__ = [
     "ByokVault", "ByokVaultArgs", "ByokKeySpec", "Target", "TARGETS",
@@ -70,29 +70,14 @@ def parse_vault_id(vault_id: str) -> tuple[str, str, str]:
     return match["sub"], match["rg"], match["name"]
 
 
-@dataclass
-class ByokKeySpec:
-    """One BYOK key of a ByokVault: its vault name and its material (see ``ByokKeyArgs`` for each field).
+@dataclass(kw_only=True)
+class ByokKeySpec(KeyMaterialArgs):
+    """One BYOK key of a ByokVault: its key name in the vault, and its material (the fields of ``ByokKeyArgs``).
 
-    Give ``key_file`` (+ ``key_password``), or ``wrapped_key_file`` + ``public_key_file`` for ciphertext
-    wrapped by an external KMS/HSM. ``public_key_file`` beside ``key_file`` lets previews run without
-    the private key.
+    The vault URL and ``kek_id`` come from the ByokVault.
     """
 
     name: str
-    key_file: Optional[pulumi.Input[str]] = None
-    key_password: Optional[pulumi.Input[str]] = None
-    wrapped_key_file: Optional[pulumi.Input[str]] = None
-    public_key_file: Optional[pulumi.Input[str]] = None
-    key_type: Optional[pulumi.Input[str]] = None
-    curve: Optional[pulumi.Input[str]] = None
-    key_ops: Optional[pulumi.Input[Sequence[pulumi.Input[str]]]] = None
-    enabled: Optional[pulumi.Input[bool]] = None
-    not_before: Optional[pulumi.Input[str]] = None
-    expires_on: Optional[pulumi.Input[str]] = None
-    tags: Optional[pulumi.Input[Mapping[str, pulumi.Input[str]]]] = None
-    purge_on_delete: Optional[pulumi.Input[bool]] = None
-    adopt_existing: Optional[pulumi.Input[bool]] = None
 
 
 @dataclass
@@ -233,8 +218,7 @@ class ByokVault(pulumi.ComponentResource):
         # --- the keys ----------------------------------------------------------------------------
         after = [r for r in (self.kek, self.role_assignment) if r is not None]
         for spec in args.keys:
-            key_args = ByokKeyArgs(vault_url=vault_uri, key_name=spec.name, kek_id=kek_id,
-                                   **{f.name: getattr(spec, f.name) for f in fields(spec) if f.name != "name"})
+            key_args = ByokKeyArgs(vault_url=vault_uri, key_name=spec.name, kek_id=kek_id, **spec.material_args())
             self.keys[spec.name] = ByokKey(f"{name}-{spec.name}", key_args,
                                            opts=pulumi.ResourceOptions(parent=self, depends_on=after))
 

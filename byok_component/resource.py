@@ -11,22 +11,20 @@ from pulumi.dynamic import Resource
 from .props import OUTPUTS
 from .provider import ByokKeyProvider
 
-__all__ = ["ByokKey", "ByokKeyArgs", "OUTPUT_NAMES"]
+__all__ = ["ByokKey", "ByokKeyArgs", "KeyMaterialArgs", "OUTPUT_NAMES"]
 
 # Outputs beyond the echoed inputs (DESIGN.md "Resource ByokKey").
 OUTPUT_NAMES: tuple[str, ...] = ("kid", "version", "key_type", "key_size", "curve", "public_key_pem", "fingerprint")
 
 
-@dataclass
-class ByokKeyArgs:
-    """Inputs of a ByokKey. Give ``key_file`` (+ ``key_password``), or ``wrapped_key_file`` + ``public_key_file``.
+@dataclass(kw_only=True)
+class KeyMaterialArgs:
+    """A key's material and properties, shared by ``ByokKeyArgs`` and ``ByokVault``'s ``ByokKeySpec``.
 
+    Give ``key_file`` (+ ``key_password``), or ``wrapped_key_file`` + ``public_key_file``.
     ``public_key_file`` beside ``key_file`` lets previews run without the private key (recommended for PR runners).
     """
 
-    vault_url: pulumi.Input[str]
-    key_name: pulumi.Input[str]
-    kek_id: pulumi.Input[str]
     key_file: Optional[pulumi.Input[str]] = None
     key_password: Optional[pulumi.Input[str]] = None
     wrapped_key_file: Optional[pulumi.Input[str]] = None
@@ -40,6 +38,19 @@ class ByokKeyArgs:
     tags: Optional[pulumi.Input[Mapping[str, pulumi.Input[str]]]] = None
     purge_on_delete: Optional[pulumi.Input[bool]] = None
     adopt_existing: Optional[pulumi.Input[bool]] = None
+
+    def material_args(self) -> dict[str, Any]:
+        """The shared fields only (what a ByokKeySpec hands to its ByokKey)."""
+        return {f.name: getattr(self, f.name) for f in fields(KeyMaterialArgs)}
+
+
+@dataclass(kw_only=True)
+class ByokKeyArgs(KeyMaterialArgs):
+    """Inputs of a ByokKey: where it goes (vault, name, the versioned KEK kid) and its material."""
+
+    vault_url: pulumi.Input[str]
+    key_name: pulumi.Input[str]
+    kek_id: pulumi.Input[str]
 
 
 class ByokKey(Resource, module="byok", name="ByokKey"):
