@@ -1,25 +1,24 @@
 """ByokKey properties: their names, the offline ``check``, the typed view of checked inputs, the pure diff.
 
-Offline and side-effect free: it reads the local key files named by the inputs (``check`` runs in every
-preview) but never the network, and it imports neither pulumi nor an Azure SDK. Values the engine does not
+Offline and side-effect free: ``check`` (every preview) has ``material`` read the key files the inputs name,
+never the network, and it imports neither pulumi nor an Azure SDK. Values the engine does not
 know yet (``pulumi.output.Unknown``, or the wire sentinel) are recognised by shape and skipped.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 from . import rfc3339
-from .blob import TransferBlob
-from .files import MAX_INPUT_BYTES, read_input
-from .errors import BlobError, ByokError, InputError, KeyMaterialError
-from .keys import (EC_CURVES, OCT_SIZES, KeyType, PublicKeyInfo, TargetKey, b64url, load_public_key,
-                   load_target_key)
+from .errors import ByokError, InputError
+from .keys import EC_CURVES, KeyType, PublicKeyInfo
 from .kid import KeyId, check_key_name, normalize_vault_url
+# Material rules live in .material, unknowns in .unknown; re-exported here for callers that use props alone.
+from .material import (MAX_KEY_FILE_BYTES, WRAPPED_FINGERPRINT_PREFIX, Material, agree, load_material,
+                       public_material)
+from .unknown import UNKNOWN_WIRE, has_unknown, is_unknown
 
 __all__ = [
     "INPUTS", "SECRET_INPUTS", "DERIVED", "OUTPUTS", "REPLACE_ON", "NEW_VERSION_ON", "PATCH_ON", "OUTPUT_ONLY",
@@ -59,33 +58,6 @@ _ALL_OPS = {op.lower(): op for op in ("encrypt", "decrypt", "sign", "verify", "w
                                       "import", "export")}
 MAX_TAGS = 15            # about-keys-details.md: up to 15 tags
 MAX_TAG_LENGTH = 256     # ... names and values up to 256 characters
-MAX_KEY_FILE_BYTES = MAX_INPUT_BYTES  # a key or blob file is a few KB; refuse to slurp anything huge
-# A wrapped AES key has no public half; its identity is the SHA-256 of the ciphertext (see README).
-WRAPPED_FINGERPRINT_PREFIX = "wrapped-sha256:"
-# Sizes a wrapped AES key's ciphertext can have: RSA part (KEK 2048/3072/4096) + RFC 5649 output (16/24/32+8).
-_WRAPPED_OCT_BITS = {m + n + 8: n * 8 for m in (256, 384, 512) for n in OCT_SIZES}
-
-UNKNOWN_WIRE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # pulumi.runtime.rpc.UNKNOWN
-
-
-def is_unknown(value: object) -> bool:
-    """A value the engine does not know yet (a preview): ``pulumi.output.Unknown`` or the wire sentinel."""
-    if isinstance(value, str):
-        return value == UNKNOWN_WIRE
-    kind = type(value)
-    return kind.__name__ == "Unknown" and kind.__module__.startswith("pulumi")
-
-
-def has_unknown(value: object) -> bool:
-    """``is_unknown`` anywhere inside lists and dicts."""
-    if is_unknown(value):
-        return True
-    if isinstance(value, Mapping):
-        return any(has_unknown(k) or has_unknown(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(has_unknown(v) for v in value)
-    return False
-
 
 def key_id(vault_url: str, key_name: str) -> str:
     """The resource id: the unversioned key identifier (stable across new versions)."""
@@ -203,165 +175,6 @@ def _short(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-# --- key material ----------------------------------------------------------------------------------------
-def _read(path: object, prop: str) -> bytes:
-    """Read a key/blob file; errors name the property and the path (never any content)."""
-    name = _str(path, prop, required=True)
-    return read_input(name, input=prop, max_bytes=MAX_KEY_FILE_BYTES)
-
-
-def _password(value: object) -> bytes | None:
-    text = _str(value, "key_password")
-    return text.encode("utf-8") if text else None
-
-
-def _looks_raw_aes(data: bytes) -> bool:
-    # A DER private key is never 16/24/32 bytes, and PEM starts with a dash line.
-    return len(data) in OCT_SIZES and not data.lstrip().startswith(b"-----")
-
-
-def _material_error(exc: ByokError, default_prop: str) -> InputError:
-    """Attribute a key-loading failure to the property a user must fix (password problems -> key_password)."""
-    reason = exc.reason
-    prop = "key_password" if "password" in reason else default_prop
-    return KeyMaterialError(reason, input=prop)
-
-
-def _load_private(path: object, password: object, kty: KeyType | None) -> TargetKey:
-    data = _read(path, "key_file")
-    if kty is None and _looks_raw_aes(data) and not password:
-        kty = "oct"
-    try:  # only "oct" changes how the bytes are read; other disagreements are reported by _agree
-        return load_target_key(data, password=_password(password), kty="oct" if kty == "oct" else None,
-                               input="key_file")
-    except ByokError as exc:
-        raise _material_error(exc, "key_file") from None
-
-
-def _load_public(path: object) -> PublicKeyInfo:
-    return load_public_key(_read(path, "public_key_file"), input="public_key_file")
-
-
-def _read_wrapped(path: object, kek_id: str | None) -> bytes:
-    """The ciphertext of a key wrapped elsewhere: a .byok transfer blob, or the raw CKM_RSA_AES_KEY_WRAP bytes."""
-    data = _read(path, "wrapped_key_file")
-    # A .byok file is ASCII JSON. Raw ciphertext is random bytes: about 1 in 200 start with "{" (or blanks and
-    # "{"), but a few hundred random bytes are never all ASCII.
-    if data.lstrip().startswith(b"{") and data.isascii():
-        try:
-            blob = TransferBlob.parse(data, input="wrapped_key_file")
-        except BlobError as exc:
-            raise KeyMaterialError(exc.reason, input="wrapped_key_file") from None
-        if kek_id is not None and blob.kid != kek_id:
-            raise KeyMaterialError(f"was wrapped for KEK {blob.kid}, not for kek_id {kek_id}",
-                                   input="wrapped_key_file")
-        ciphertext = blob.ciphertext
-    else:
-        ciphertext = data
-    if len(ciphertext) < 256 + 16 or len(ciphertext) % 8:
-        raise KeyMaterialError(
-            f"holds {len(ciphertext)} bytes, which is not CKM_RSA_AES_KEY_WRAP ciphertext (RSA part of a 2048/3072/"
-            "4096-bit KEK + RFC 5649 output, a multiple of 8 bytes); give the raw ciphertext or a .byok file",
-            input="wrapped_key_file")
-    return ciphertext
-
-
-def _wrapped_oct_info(ciphertext: bytes) -> PublicKeyInfo:
-    bits = _WRAPPED_OCT_BITS.get(len(ciphertext))
-    if bits is None:
-        raise KeyMaterialError(f"holds {len(ciphertext)} bytes, which is not a wrapped 128/192/256-bit AES key "
-                               "under a 2048/3072/4096-bit KEK", input="wrapped_key_file")
-    fingerprint = WRAPPED_FINGERPRINT_PREFIX + b64url(hashlib.sha256(ciphertext).digest())
-    return PublicKeyInfo("oct", bits, None, fingerprint, None, ())
-
-
-@dataclass(frozen=True, slots=True)
-class Material:
-    """Key material ready to import: its public description and either the private key or the ciphertext."""
-
-    public: PublicKeyInfo
-    target: TargetKey | None = field(default=None, repr=False)
-    ciphertext: bytes | None = field(default=None, repr=False)
-
-
-def public_material(p: Mapping[str, Any], *, kek_id: str | None = None,
-                    key_type: KeyType | None = None) -> PublicKeyInfo:
-    """The public facts of the material, offline, as previews need them.
-
-    With ``public_key_file`` beside ``key_file`` only the public file is needed; if ``key_file`` is there and
-    readable too, its public half must match.
-    """
-    key_file, wrapped = p.get("key_file"), p.get("wrapped_key_file")
-    public_file, password = p.get("public_key_file"), p.get("key_password")
-    if key_file and wrapped:
-        raise InputError("give key_file or wrapped_key_file, not both", input="wrapped_key_file")
-    if wrapped:
-        if password:
-            raise InputError("applies only to key_file (wrapped_key_file is already encrypted)",
-                             input="key_password")
-        ciphertext = _read_wrapped(wrapped, kek_id)
-        if public_file:
-            if key_type == "oct":
-                raise InputError("an AES (oct) key has no public key; leave public_key_file out",
-                                 input="public_key_file")
-            return _load_public(public_file)
-        if key_type == "oct":
-            return _wrapped_oct_info(ciphertext)
-        raise InputError("is required with wrapped_key_file for RSA and EC keys (set key_type oct for an "
-                         "AES key)", input="public_key_file")
-    if not key_file:
-        raise InputError("give key_file (a private key file), or wrapped_key_file + public_key_file",
-                         input="key_file")
-    if public_file:
-        if key_type == "oct":
-            raise InputError("an AES (oct) key has no public key; leave public_key_file out",
-                             input="public_key_file")
-        public = _load_public(public_file)
-        if isinstance(key_file, str) and not is_unknown(key_file) and not is_unknown(password) \
-                and os.path.exists(key_file):
-            private = _load_private(key_file, password, key_type)
-            _same_public(private.public, public)
-        return public
-    return _load_private(key_file, password, key_type).public
-
-
-def _same_public(private: PublicKeyInfo, public: PublicKeyInfo) -> None:
-    if private.fingerprint != public.fingerprint:
-        raise KeyMaterialError(
-            f"does not match key_file: key_file holds {private.kty} key {private.fingerprint}, public_key_file "
-            f"holds {public.kty} key {public.fingerprint}", input="public_key_file")
-
-
-def load_material(p: "KeyProps") -> Material:
-    """Everything ``create``/``update`` import: reads ``key_file`` (it must match ``public_key_file``) or the
-    wrapped ciphertext. Raises InputError naming the property at fault."""
-    if p.wrapped_key_file:  # the same refusals as check's public_material: create never takes what check refuses
-        if p.key_file:
-            raise InputError("give key_file or wrapped_key_file, not both", input="wrapped_key_file")
-        if p.key_password:
-            raise InputError("applies only to key_file (wrapped_key_file is already encrypted)", input="key_password")
-        ciphertext = _read_wrapped(p.wrapped_key_file, p.kek_id)
-        public = (_load_public(p.public_key_file) if p.public_key_file else
-                  _wrapped_oct_info(ciphertext) if p.declared_key_type == "oct" else None)
-        if public is None:
-            raise InputError("is required with wrapped_key_file for RSA and EC keys", input="public_key_file")
-        _agree(public, p.declared_key_type, p.declared_curve)
-        return Material(public, ciphertext=ciphertext)
-    target = _load_private(p.key_file, p.key_password, p.declared_key_type)
-    if p.public_key_file:
-        _same_public(target.public, _load_public(p.public_key_file))
-    _agree(target.public, p.declared_key_type, p.declared_curve)
-    return Material(target.public, target=target)
-
-
-def _agree(public: PublicKeyInfo, kty: KeyType | None, curve: str | None) -> None:
-    if kty is not None and kty != public.kty:
-        raise InputError(f"is {kty} but the key material is an {public.kty} key", input="key_type")
-    if curve is not None and curve != public.curve:
-        actual = f"on curve {public.curve}" if public.curve else f"an {public.kty} key (no curve)"
-        raise InputError(f"is {curve} but the key material is {actual}", input="curve")
-
-
 # --- check -----------------------------------------------------------------------------------------------
 @dataclass
 class Check:
@@ -421,7 +234,7 @@ def check(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Check:
         if value is not _FAILED:
             public = value
             if declared_kty is not _FAILED and declared_curve is not _FAILED:
-                run("key_type", _agree, public, declared_kty, declared_curve)
+                run("key_type", agree, public, declared_kty, declared_curve)
     material_failed = any(p in _MATERIAL_PROPS for p, _ in failures)
     for name in DERIVED:
         inputs.pop(name, None)

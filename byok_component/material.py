@@ -1,0 +1,191 @@
+"""Key material: read the key files a ByokKey names, and say what they hold, offline.
+
+The rules that decide which key a vault will hold live here: which file is read how (a private key, raw AES
+bytes, ciphertext wrapped elsewhere, a public key), whether the files agree with each other and with the
+declared type and curve. ``check`` uses ``public_material`` in every preview; ``create``/``update`` use
+``load_material``. No network, no pulumi, no Azure SDK.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .blob import TransferBlob
+from .errors import BlobError, ByokError, InputError, KeyMaterialError
+from .files import MAX_INPUT_BYTES, read_input
+from .keys import OCT_SIZES, KeyType, PublicKeyInfo, TargetKey, b64url, load_public_key, load_target_key
+from .unknown import is_unknown
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .props import KeyProps
+
+__all__ = ["Material", "public_material", "load_material", "agree", "WRAPPED_FINGERPRINT_PREFIX",
+           "MAX_KEY_FILE_BYTES"]
+
+MAX_KEY_FILE_BYTES = MAX_INPUT_BYTES  # a key or blob file is a few KB; refuse to slurp anything huge
+# A wrapped AES key has no public half; its identity is the SHA-256 of the ciphertext (see README).
+WRAPPED_FINGERPRINT_PREFIX = "wrapped-sha256:"
+# Sizes a wrapped AES key's ciphertext can have: RSA part (KEK 2048/3072/4096) + RFC 5649 output (16/24/32+8).
+_WRAPPED_OCT_BITS = {m + n + 8: n * 8 for m in (256, 384, 512) for n in OCT_SIZES}
+
+
+def _read(path: object, prop: str) -> bytes:
+    """Read a key/blob file; errors name the property and the path (never any content)."""
+    return read_input(path, input=prop, max_bytes=MAX_KEY_FILE_BYTES)
+
+
+def _password(value: object) -> bytes | None:
+    if value is not None and not isinstance(value, str):
+        raise InputError(f"must be a string, got {type(value).__name__}", input="key_password")
+    return value.encode("utf-8") if value else None
+
+
+def _looks_raw_aes(data: bytes) -> bool:
+    # A DER private key is never 16/24/32 bytes, and PEM starts with a dash line.
+    return len(data) in OCT_SIZES and not data.lstrip().startswith(b"-----")
+
+
+def _material_error(exc: ByokError, default_prop: str) -> InputError:
+    """Attribute a key-loading failure to the property a user must fix (password problems -> key_password)."""
+    reason = exc.reason
+    prop = "key_password" if "password" in reason else default_prop
+    return KeyMaterialError(reason, input=prop)
+
+
+def _load_private(path: object, password: object, kty: KeyType | None) -> TargetKey:
+    data = _read(path, "key_file")
+    if kty is None and _looks_raw_aes(data) and not password:
+        kty = "oct"
+    try:  # only "oct" changes how the bytes are read; other disagreements are reported by _agree
+        return load_target_key(data, password=_password(password), kty="oct" if kty == "oct" else None,
+                               input="key_file")
+    except ByokError as exc:
+        raise _material_error(exc, "key_file") from None
+
+
+def _load_public(path: object) -> PublicKeyInfo:
+    return load_public_key(_read(path, "public_key_file"), input="public_key_file")
+
+
+def _read_wrapped(path: object, kek_id: str | None) -> bytes:
+    """The ciphertext of a key wrapped elsewhere: a .byok transfer blob, or the raw CKM_RSA_AES_KEY_WRAP bytes."""
+    data = _read(path, "wrapped_key_file")
+    # A .byok file is ASCII JSON. Raw ciphertext is random bytes: about 1 in 200 start with "{" (or blanks and
+    # "{"), but a few hundred random bytes are never all ASCII.
+    if data.lstrip().startswith(b"{") and data.isascii():
+        try:
+            blob = TransferBlob.parse(data, input="wrapped_key_file")
+        except BlobError as exc:
+            raise KeyMaterialError(exc.reason, input="wrapped_key_file") from None
+        if kek_id is not None and blob.kid != kek_id:
+            raise KeyMaterialError(f"was wrapped for KEK {blob.kid}, not for kek_id {kek_id}",
+                                   input="wrapped_key_file")
+        ciphertext = blob.ciphertext
+    else:
+        ciphertext = data
+    if len(ciphertext) < 256 + 16 or len(ciphertext) % 8:
+        raise KeyMaterialError(
+            f"holds {len(ciphertext)} bytes, which is not CKM_RSA_AES_KEY_WRAP ciphertext (RSA part of a 2048/3072/"
+            "4096-bit KEK + RFC 5649 output, a multiple of 8 bytes); give the raw ciphertext or a .byok file",
+            input="wrapped_key_file")
+    return ciphertext
+
+
+def _wrapped_oct_info(ciphertext: bytes) -> PublicKeyInfo:
+    bits = _WRAPPED_OCT_BITS.get(len(ciphertext))
+    if bits is None:
+        raise KeyMaterialError(f"holds {len(ciphertext)} bytes, which is not a wrapped 128/192/256-bit AES key "
+                               "under a 2048/3072/4096-bit KEK", input="wrapped_key_file")
+    fingerprint = WRAPPED_FINGERPRINT_PREFIX + b64url(hashlib.sha256(ciphertext).digest())
+    return PublicKeyInfo("oct", bits, None, fingerprint, None, ())
+
+
+@dataclass(frozen=True, slots=True)
+class Material:
+    """Key material ready to import: its public description and either the private key or the ciphertext."""
+
+    public: PublicKeyInfo
+    target: TargetKey | None = field(default=None, repr=False)
+    ciphertext: bytes | None = field(default=None, repr=False)
+
+
+def public_material(p: Mapping[str, Any], *, kek_id: str | None = None,
+                    key_type: KeyType | None = None) -> PublicKeyInfo:
+    """The public facts of the material, offline, as previews need them.
+
+    With ``public_key_file`` beside ``key_file`` only the public file is needed; if ``key_file`` is there and
+    readable too, its public half must match.
+    """
+    key_file, wrapped = p.get("key_file"), p.get("wrapped_key_file")
+    public_file, password = p.get("public_key_file"), p.get("key_password")
+    if key_file and wrapped:
+        raise InputError("give key_file or wrapped_key_file, not both", input="wrapped_key_file")
+    if wrapped:
+        if password:
+            raise InputError("applies only to key_file (wrapped_key_file is already encrypted)",
+                             input="key_password")
+        ciphertext = _read_wrapped(wrapped, kek_id)
+        if public_file:
+            if key_type == "oct":
+                raise InputError("an AES (oct) key has no public key; leave public_key_file out",
+                                 input="public_key_file")
+            return _load_public(public_file)
+        if key_type == "oct":
+            return _wrapped_oct_info(ciphertext)
+        raise InputError("is required with wrapped_key_file for RSA and EC keys (set key_type oct for an "
+                         "AES key)", input="public_key_file")
+    if not key_file:
+        raise InputError("give key_file (a private key file), or wrapped_key_file + public_key_file",
+                         input="key_file")
+    if public_file:
+        if key_type == "oct":
+            raise InputError("an AES (oct) key has no public key; leave public_key_file out",
+                             input="public_key_file")
+        public = _load_public(public_file)
+        if isinstance(key_file, str) and not is_unknown(key_file) and not is_unknown(password) \
+                and os.path.exists(key_file):
+            private = _load_private(key_file, password, key_type)
+            _same_public(private.public, public)
+        return public
+    return _load_private(key_file, password, key_type).public
+
+
+def _same_public(private: PublicKeyInfo, public: PublicKeyInfo) -> None:
+    if private.fingerprint != public.fingerprint:
+        raise KeyMaterialError(
+            f"does not match key_file: key_file holds {private.kty} key {private.fingerprint}, public_key_file "
+            f"holds {public.kty} key {public.fingerprint}", input="public_key_file")
+
+
+def load_material(p: KeyProps) -> Material:
+    """Everything ``create``/``update`` import: reads ``key_file`` (it must match ``public_key_file``) or the
+    wrapped ciphertext. Raises InputError naming the property at fault."""
+    if p.wrapped_key_file:  # the same refusals as check's public_material: create never takes what check refuses
+        if p.key_file:
+            raise InputError("give key_file or wrapped_key_file, not both", input="wrapped_key_file")
+        if p.key_password:
+            raise InputError("applies only to key_file (wrapped_key_file is already encrypted)", input="key_password")
+        ciphertext = _read_wrapped(p.wrapped_key_file, p.kek_id)
+        public = (_load_public(p.public_key_file) if p.public_key_file else
+                  _wrapped_oct_info(ciphertext) if p.declared_key_type == "oct" else None)
+        if public is None:
+            raise InputError("is required with wrapped_key_file for RSA and EC keys", input="public_key_file")
+        agree(public, p.declared_key_type, p.declared_curve)
+        return Material(public, ciphertext=ciphertext)
+    target = _load_private(p.key_file, p.key_password, p.declared_key_type)
+    if p.public_key_file:
+        _same_public(target.public, _load_public(p.public_key_file))
+    agree(target.public, p.declared_key_type, p.declared_curve)
+    return Material(target.public, target=target)
+
+
+def agree(public: PublicKeyInfo, kty: KeyType | None, curve: str | None) -> None:
+    """Refuse material that is not of the declared key_type/curve (the error names the declaration)."""
+    if kty is not None and kty != public.kty:
+        raise InputError(f"is {kty} but the key material is an {public.kty} key", input="key_type")
+    if curve is not None and curve != public.curve:
+        actual = f"on curve {public.curve}" if public.curve else f"an {public.kty} key (no curve)"
+        raise InputError(f"is {curve} but the key material is {actual}", input="curve")
