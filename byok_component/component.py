@@ -41,7 +41,7 @@ _VAULT_ID_RE = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.KeyVault/vaults/(?P<name>[^/]+)/?$",
     re.IGNORECASE)
 # Vault names: 3-24 of a-z A-Z 0-9 -, start with a letter, end with a letter or digit, no "--".
-_VAULT_NAME_RE = re.compile(r"^(?!.*--)[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
+_VAULT_NAME_RE = re.compile(r"^(?!.*--)[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]\Z")
 
 
 def deploying_principal_type(client_id: Optional[str]) -> str:
@@ -319,7 +319,9 @@ def _is_loopback(url: str) -> bool:
 
 
 def _is_oct(spec: ByokKeySpec) -> bool:
-    """oct when declared so, or when key_file is a bare 16/24/32-byte file (raw AES material)."""
+    """oct when declared so (a key_encoding declares it too), or when key_file is a bare 16/24/32-byte file."""
+    if isinstance(spec.key_encoding, str):
+        return True
     if isinstance(spec.key_type, str):
         return spec.key_type.split("-")[0].lower() == "oct"
     if spec.key_type is None and isinstance(spec.key_file, str) and os.path.isfile(spec.key_file):

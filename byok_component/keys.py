@@ -6,8 +6,11 @@ Pure: no I/O beyond what the caller hands in (bytes), no pulumi, no HTTP.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
+import re
+import threading
 from dataclasses import dataclass, field
 from typing import Literal, Mapping
 
@@ -22,6 +25,7 @@ __all__ = [
     "RSA_SIZES",
     "EC_CURVES",
     "OCT_SIZES",
+    "AES_KEY_ENCODINGS",
     "PublicKeyInfo",
     "TargetKey",
     "load_target_key",
@@ -51,6 +55,9 @@ EC_CURVES: dict[str, type[ec.EllipticCurve]] = {
 _CURVE_BY_OPENSSL_NAME = {cls.name: jwk for jwk, cls in EC_CURVES.items()}
 # Raw AES key lengths in bytes (oct-HSM, Managed HSM only).
 OCT_SIZES: tuple[int, ...] = (16, 24, 32)
+# How an AES key file holds its key: the bytes themselves, or hex / base64 text of them.
+AES_KEY_ENCODINGS: tuple[str, ...] = ("raw", "hex", "base64")
+AesKeyEncoding = Literal["raw", "hex", "base64"]
 
 
 def b64url(data: bytes) -> str:
@@ -131,6 +138,10 @@ def describe_public_key(public_key: object, *, input: str = "key") -> PublicKeyI
                 f"RSA key of {size} bits is not supported by Azure Key Vault BYOK (use 2048, 3072 or 4096)",
                 input=input)
         numbers = public_key.public_numbers()
+        if numbers.e < 3 or numbers.e % 2 == 0:
+            # RFC 8017 §3.1: e is odd and 3 <= e < n; e = 1 "encrypts" nothing, an even e has no inverse.
+            raise KeyMaterialError(f"RSA public exponent e = {numbers.e} is not valid (it must be odd and at least "
+                                   "3; keys are normally made with 65537)", input=input)
         jwk = {"kty": "RSA", "n": b64url(_int_bytes(numbers.n)), "e": b64url(_int_bytes(numbers.e))}
         return _info("RSA", size, None, jwk, public_key)
     if isinstance(public_key, ec.EllipticCurvePublicKey):
@@ -165,27 +176,111 @@ def _oct_key(data: bytes, input: str) -> TargetKey:  # noqa: A002
     if len(data) not in OCT_SIZES:
         raise KeyMaterialError(
             f"a raw AES key must be 16, 24 or 32 bytes, got {len(data)}", input=input)
+    return _oct_target(data)
+
+
+def _oct_target(data: bytes) -> TargetKey:
     jwk = {"kty": "oct", "k": b64url(data)}
     info = PublicKeyInfo("oct", len(data) * 8, None, jwk_thumbprint(jwk), None, ())
     return TargetKey(info, bytes(data))
 
 
-def load_target_key(data: bytes, *, password: bytes | None = None, kty: KeyType | None = None,
-                    input: str = "key", prime_check: bool = False) -> TargetKey:  # noqa: A002
-    """Load a private target key from PEM/DER (PKCS#8, PKCS#1, SEC1; encrypted or not) or raw AES bytes.
+_TEXT_BYTES = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
+_HEX_RE = re.compile(rb"[0-9A-Fa-f]+")
+_B64_RE = re.compile(rb"[A-Za-z0-9+/_-]+={0,2}")
 
-    ``kty="oct"`` reads ``data`` as a raw AES key; otherwise it must be an RSA or EC private key.
-    Errors name ``input`` and never echo key bytes.
+
+def is_text(data: bytes) -> bool:
+    """Printable ASCII only. Random key bytes are that by chance once in ~10^7 (16 bytes), 10^13 (32 bytes)."""
+    return bool(data) and all(b in _TEXT_BYTES for b in data)
+
+
+def guess_aes_text(data: bytes) -> tuple[AesKeyEncoding, int] | None:
+    """(encoding, bits) when ``data`` reads as hex or base64 text of a 128/192/256-bit AES key, else None.
+
+    Hex is tried first: 32/48/64 hex digits are also valid base64, but base64 of 16/24/32 bytes is 24/32/44
+    characters with padding, and ``openssl rand -hex`` output is what people write.
+    """
+    text = b"".join(data.split())
+    if _HEX_RE.fullmatch(text) and len(text) // 2 in OCT_SIZES and len(text) % 2 == 0:
+        return "hex", len(text) * 4
+    if _B64_RE.fullmatch(text):
+        try:
+            size = len(_b64_any(text))
+        except ValueError:
+            return None
+        if size in OCT_SIZES:
+            return "base64", size * 8
+    return None
+
+
+def _b64_any(text: bytes) -> bytes:
+    """Standard or URL-safe base64, padding optional; ValueError on anything else."""
+    normal = text.replace(b"-", b"+").replace(b"_", b"/").rstrip(b"=")
+    try:
+        return base64.b64decode(normal + b"=" * (-len(normal) % 4), validate=True)
+    except binascii.Error:
+        raise ValueError("not base64") from None
+
+
+def decode_aes_key(data: bytes, encoding: AesKeyEncoding | None, *, input: str = "key") -> bytes:  # noqa: A002
+    """The AES key bytes of a key file, read as ``encoding`` says.
+
+    Without an encoding only raw bytes that do not look like text are taken: a 32-byte file of hex digits is
+    either an AES-256 key whose bytes happen to be text or the hex of an AES-128 key, and guessing wrong
+    imports a key nobody else holds. Errors never echo the file's content.
+    """
+    if encoding is None or encoding == "raw":
+        if encoding is None and is_text(data):
+            guess = guess_aes_text(data)
+            what = (f"hex or base64 text (it reads as the {guess[0]} of a {guess[1]}-bit AES key)" if guess
+                    else "text, not raw key bytes")
+            raise KeyMaterialError(
+                f"holds {len(data)} bytes of {what}; declare the file's encoding (key_encoding / --key-encoding "
+                "hex or base64, or raw if these bytes really are the key)", input=input)
+        if len(data) not in OCT_SIZES:
+            raise KeyMaterialError(f"a raw AES key must be 16, 24 or 32 bytes, got {len(data)}", input=input)
+        return bytes(data)
+    text = b"".join(data.split())
+    try:
+        if encoding == "hex":
+            if not _HEX_RE.fullmatch(text) or len(text) % 2:
+                raise ValueError
+            key = bytes.fromhex(text.decode("ascii"))
+        elif encoding == "base64":
+            if not _B64_RE.fullmatch(text):
+                raise ValueError
+            key = _b64_any(text)
+        else:
+            raise KeyMaterialError(f"unknown AES key encoding {encoding!r} (raw, hex or base64)", input=input)
+    except ValueError:
+        raise KeyMaterialError(f"is not {encoding} text (key encoding {encoding} was declared)", input=input) from None
+    if len(key) not in OCT_SIZES:
+        raise KeyMaterialError(f"its {encoding} text decodes to {len(key)} bytes; an AES key is 16, 24 or 32 bytes",
+                               input=input)
+    return key
+
+
+def load_target_key(data: bytes, *, password: bytes | None = None, kty: KeyType | None = None,
+                    input: str = "key", prime_check: bool = False,  # noqa: A002
+                    encoding: AesKeyEncoding | None = None) -> TargetKey:
+    """Load a private target key from PEM/DER (PKCS#8, PKCS#1, SEC1; encrypted or not) or an AES key.
+
+    ``kty="oct"`` reads ``data`` as an AES key in ``encoding`` (see ``decode_aes_key``: without one, text is
+    refused); otherwise it must be an RSA or EC private key. Errors name ``input`` and never echo key bytes.
 
     An RSA key's numbers must agree (n = p·q; d, dp, dq, qinv consistent with e): microseconds. Only with
-    ``prime_check`` does OpenSSL also test p and q for primality, which costs 0.1-0.4 s for RSA-2048 and
-    0.3-1.5 s for RSA-4096: the local vault asks for it (an HSM checks what it imports); previews, wraps and
-    creates do not, or every preview would pay it per key.
+    ``prime_check`` does OpenSSL also test p and q for primality, which costs about 0.06 s for RSA-2048 and
+    0.5 s for RSA-4096 (measured here): creates, updates, ``byok wrap`` and the local vault ask for it (once per
+    key and process); previews do not, or every preview would pay it per key.
     """
-    if kty == "oct":
+    if encoding is not None and kty not in (None, "oct"):
+        raise KeyMaterialError(f"an encoding ({encoding}) applies to AES key files only, not to {kty} keys",
+                               input=input)
+    if kty == "oct" or encoding is not None:
         if password:
             raise KeyMaterialError("a password was given but a raw AES key is not encrypted", input=input)
-        return _oct_key(data, input)
+        return _oct_target(decode_aes_key(data, encoding, input=input))
     private_key = _load_private(data, password, input, prime_check)
     info = describe_public_key(private_key.public_key(), input=input)
     if kty is not None and kty != info.kty:
@@ -195,18 +290,95 @@ def load_target_key(data: bytes, *, password: bytes | None = None, kty: KeyType 
     return TargetKey(info, der)
 
 
+# PEM (RFC 7468 §2): text before the first BEGIN line is allowed ("Bag Attributes" from `openssl pkcs12 -nodes`).
+_PEM_BLOCK_RE = re.compile(rb"-----BEGIN ([A-Z0-9 -]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
+# id-RSASSA-PSS (RFC 4055 §3.1, RFC 8017 A.2.3) as a DER OBJECT IDENTIFIER.
+_RSA_PSS_OID = bytes.fromhex("06092a864886f70d01010a")
+
+
+def _pem_key(data: bytes, input: str, wanted: str) -> tuple[bytes, str] | None:  # noqa: A002
+    """The one key block of a PEM file and its label, or None when ``data`` is not PEM at all.
+
+    More than one key is refused (which one was meant?); certificates and parameters beside the key are
+    ignored; a file with only certificates is refused with how to get the public key out.
+    """
+    if b"-----BEGIN " not in data:
+        return None
+    blocks = [(m.group(0), m.group(1).decode("ascii")) for m in _PEM_BLOCK_RE.finditer(data)]
+    found = [(block, label) for block, label in blocks if label.endswith("KEY") and "PARAMETERS" not in label]
+    if len(found) > 1:
+        raise KeyMaterialError(f"holds {len(found)} keys ({', '.join(label for _, label in found)}); give a file "
+                               "with exactly one key", input=input)
+    if not found:
+        if any(label.endswith("CERTIFICATE") for _, label in blocks):
+            raise KeyMaterialError(f"holds a certificate but no key; a {wanted} key is needed here (the public key"
+                                   " of a certificate: openssl x509 -in FILE -pubkey -noout)", input=input)
+        raise KeyMaterialError(f"not a readable PEM {wanted} key (malformed or truncated)", input=input)
+    return found[0]
+
+
+def _refuse_rsa_pss(der: bytes, input: str, label: str = "") -> None:  # noqa: A002
+    """RSA keys restricted to RSASSA-PSS load as plain RSA keys (pyca drops the restriction); Key Vault would
+    import one with every RSA operation, so it is refused (the AlgorithmIdentifier sits in the first bytes of
+    PKCS#8 and SubjectPublicKeyInfo; an encrypted PKCS#8 file hides it until decrypted and cannot be told)."""
+    if _RSA_PSS_OID in der[:32] or "RSA-PSS" in label:
+        raise KeyMaterialError(
+            "holds an RSA-PSS-restricted key (id-RSASSA-PSS): Key Vault would import it as a plain RSA key with "
+            "every RSA operation, dropping the restriction; if a plain RSA key is meant, convert it "
+            "(openssl rsa -in FILE -traditional | sed 's/RSA-PSS PRIVATE/RSA PRIVATE/' > plain.pem) and limit key_ops to "
+            "what you allow", input=input)
+
+
+def _pem_body(block: bytes) -> bytes:
+    """The DER inside a PEM block without headers (encrypted traditional PEM has headers: no check there)."""
+    lines = block.splitlines()[1:-1]
+    if any(b":" in line for line in lines):
+        return b""
+    try:
+        return base64.b64decode(b"".join(lines))
+    except binascii.Error:
+        return b""
+
+
+# Keys whose primes OpenSSL already checked in this process (SHA-256 of their PKCS#8; held in memory only).
+_PRIMES_CHECKED: set[bytes] = set()
+_PRIMES_LOCK = threading.Lock()
+
+
+def _check_primes(key: rsa.RSAPrivateKey, input: str) -> None:  # noqa: A002
+    """OpenSSL's full RSA key check (p and q prime), once per key per process."""
+    digest = hashlib.sha256(key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption())).digest()
+    with _PRIMES_LOCK:
+        if digest in _PRIMES_CHECKED:
+            return
+    try:
+        key.private_numbers().private_key(unsafe_skip_rsa_key_validation=False)
+    except ValueError:
+        raise KeyMaterialError("not a valid RSA private key (p or q is not prime, or its numbers disagree)",
+                               input=input) from None
+    with _PRIMES_LOCK:
+        if len(_PRIMES_CHECKED) > 1024:
+            _PRIMES_CHECKED.clear()
+        _PRIMES_CHECKED.add(digest)
+
+
 def _load_private(data: bytes, password: bytes | None, input: str,  # noqa: A002
                   prime_check: bool = False) -> object:
     if not data:
         raise KeyMaterialError("the file is empty", input=input)
-    is_pem = data.lstrip().startswith(b"-----BEGIN")
-    if is_pem and b"PUBLIC KEY-----" in data.split(b"\n", 1)[0] + data[:64]:
-        raise KeyMaterialError("holds a public key; a private key is needed here", input=input)
-    if is_pem and b"CERTIFICATE-----" in data[:64]:
-        raise KeyMaterialError("holds a certificate; a private key is needed here", input=input)
+    pem = _pem_key(data, input, "private")
+    is_pem = pem is not None
+    if pem is not None:
+        data, label = pem
+        if label.endswith("PUBLIC KEY"):
+            raise KeyMaterialError("holds a public key; a private key is needed here", input=input)
+        _refuse_rsa_pss(_pem_body(data), input, label)
+    else:
+        _refuse_rsa_pss(data, input)
     loader = serialization.load_pem_private_key if is_pem else serialization.load_der_private_key
     try:
-        key = loader(data, password=password or None, unsafe_skip_rsa_key_validation=not prime_check)
+        key = loader(data, password=password or None, unsafe_skip_rsa_key_validation=True)
     except TypeError as exc:
         text = str(exc)
         if "not encrypted" in text:
@@ -227,9 +399,13 @@ def _load_private(data: bytes, password: bytes | None, input: str,  # noqa: A002
         if is_pem:
             raise KeyMaterialError("not a readable PEM private key (malformed or truncated)", input=input) from None
         raise KeyMaterialError(
-            "not a PEM or DER private key (for a raw AES key give the key type oct)", input=input) from None
-    if isinstance(key, rsa.RSAPrivateKey) and not prime_check and not _rsa_numbers_agree(key):
-        raise KeyMaterialError("not a valid RSA private key (its numbers are inconsistent)", input=input)
+            "not a PEM or DER private key (for an AES key file declare the key type oct)", input=input) from None
+    if isinstance(key, rsa.RSAPrivateKey):
+        if not _rsa_numbers_agree(key):
+            raise KeyMaterialError("not a valid RSA private key (its numbers are inconsistent)", input=input)
+        describe_public_key(key.public_key(), input=input)  # e and size before the costly prime tests
+        if prime_check:
+            _check_primes(key, input)
     return key
 
 
@@ -292,14 +468,18 @@ def load_public_key(data: bytes, *, input: str = "public_key_file") -> PublicKey
     """Load a public key (SPKI PEM/DER, PKCS#1 RSA PEM, or the public half of a private key file)."""
     if not data:
         raise KeyMaterialError("the file is empty", input=input)
-    public = _load_public(data)
+    public = _load_public(data, input)
     if public is None:
         raise KeyMaterialError("not a PEM or DER public key", input=input)
     return describe_public_key(public, input=input)
 
 
-def _load_public(data: bytes) -> object | None:
-    is_pem = data.lstrip().startswith(b"-----BEGIN")
+def _load_public(data: bytes, input: str) -> object | None:  # noqa: A002
+    pem = _pem_key(data, input, "public")
+    is_pem = pem is not None
+    if pem is not None:
+        data = pem[0]
+    _refuse_rsa_pss(_pem_body(data) if is_pem else data, input, pem[1] if pem is not None else "")
     try:
         if is_pem:
             return serialization.load_pem_public_key(data)
@@ -321,7 +501,10 @@ def load_kek_public_key(data: bytes, *, input: str = "kek-pem") -> rsa.RSAPublic
     """
     if not data:
         raise KekError("the file is empty", input=input)
-    public = _load_public(data)
+    try:
+        public = _load_public(data, input)
+    except KeyMaterialError as exc:
+        raise KekError(exc.reason, input=input) from None
     if public is None:
         raise KekError("not a PEM or DER RSA public key", input=input)
     if not isinstance(public, rsa.RSAPublicKey):

@@ -11,9 +11,9 @@ from .errors import InputError
 __all__ = ["KeyId", "check_key_name", "normalize_vault_url", "KEY_NAME_RE", "VAULT_DNS_SUFFIXES"]
 
 # Names: 1-127 of 0-9 a-z A-Z - (about-keys-secrets-certificates.md). Versions: 32 hex (system-made).
-KEY_NAME_RE = re.compile(r"^[0-9A-Za-z-]{1,127}$")
-_LABEL_RE = re.compile(r"^[0-9a-z](?:[0-9a-z-]{0,62})$")
-_VERSION_RE = re.compile(r"^[0-9A-Za-z]{32}$")
+KEY_NAME_RE = re.compile(r"^[0-9A-Za-z-]{1,127}\Z")  # \Z: "$" would let a trailing newline through
+_LABEL_RE = re.compile(r"^[0-9a-z](?:[0-9a-z-]{0,62})\Z")
+_VERSION_RE = re.compile(r"^[0-9A-Za-z]{32}\Z")
 # Key Vault and Managed HSM DNS suffixes (public and sovereign clouds), plus loopback for local vaults.
 VAULT_DNS_SUFFIXES: tuple[str, ...] = (
     ".vault.azure.net", ".managedhsm.azure.net",

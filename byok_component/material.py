@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any, Mapping
 from .blob import TransferBlob
 from .errors import BlobError, ByokError, InputError, KeyMaterialError
 from .files import MAX_INPUT_BYTES, read_input
-from .keys import OCT_SIZES, KeyType, PublicKeyInfo, TargetKey, b64url, load_public_key, load_target_key
+from .keys import (AES_KEY_ENCODINGS, OCT_SIZES, AesKeyEncoding, KeyType, PublicKeyInfo, TargetKey, b64url,
+                   guess_aes_text, is_text, load_public_key, load_target_key)
 from .unknown import is_unknown
 
 if TYPE_CHECKING:  # pragma: no cover
     from .props import KeyProps
 
-__all__ = ["Material", "public_material", "load_material", "agree", "WRAPPED_FINGERPRINT_PREFIX",
+__all__ = ["Material", "public_material", "load_material", "agree", "key_encoding", "WRAPPED_FINGERPRINT_PREFIX",
            "MAX_KEY_FILE_BYTES"]
 
 MAX_KEY_FILE_BYTES = MAX_INPUT_BYTES  # a key or blob file is a few KB; refuse to slurp anything huge
@@ -43,9 +44,31 @@ def _password(value: object) -> bytes | None:
     return value.encode("utf-8") if value else None
 
 
-def _looks_raw_aes(data: bytes) -> bool:
-    # A DER private key is never 16/24/32 bytes, and PEM starts with a dash line.
-    return len(data) in OCT_SIZES and not data.lstrip().startswith(b"-----")
+def key_encoding(value: object) -> AesKeyEncoding | None:
+    """The declared encoding of an AES key file (raw, hex or base64), or None (raw, refused if it is text)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or value.strip().lower() not in AES_KEY_ENCODINGS:
+        raise InputError(f"must be one of {', '.join(AES_KEY_ENCODINGS)}, got {str(value)[:20]!r}",
+                         input="key_encoding")
+    return value.strip().lower()  # type: ignore[return-value]
+
+
+def _looks_aes(data: bytes) -> bool:
+    """A file that can only be meant as an AES key: 16/24/32 bytes that are not PEM (no DER private key is that
+    short), or hex/base64 text of 16/24/32 bytes (then refused until its encoding is declared)."""
+    if len(data) in OCT_SIZES and not data.lstrip().startswith(b"-----"):
+        return True
+    return is_text(data) and guess_aes_text(data) is not None
+
+
+def _oct_hint(kty: KeyType | None, encoding: AesKeyEncoding | None) -> KeyType | None:
+    """A declared key_encoding means an AES key; with another key_type it is a contradiction."""
+    if encoding is None:
+        return kty
+    if kty not in (None, "oct"):
+        raise InputError(f"applies to AES (oct) key files only, not to a {kty} key", input="key_encoding")
+    return "oct"
 
 
 def _material_error(exc: ByokError, default_prop: str) -> InputError:
@@ -55,13 +78,15 @@ def _material_error(exc: ByokError, default_prop: str) -> InputError:
     return KeyMaterialError(reason, input=prop)
 
 
-def _load_private(path: object, password: object, kty: KeyType | None) -> TargetKey:
+def _load_private(path: object, password: object, kty: KeyType | None, encoding: AesKeyEncoding | None = None,
+                  *, prime_check: bool = False) -> TargetKey:
     data = _read(path, "key_file")
-    if kty is None and _looks_raw_aes(data) and not password:
+    kty = _oct_hint(kty, encoding)
+    if kty is None and not password and _looks_aes(data):
         kty = "oct"
-    try:  # only "oct" changes how the bytes are read; other disagreements are reported by _agree
+    try:  # only "oct" changes how the bytes are read; other disagreements are reported by agree
         return load_target_key(data, password=_password(password), kty="oct" if kty == "oct" else None,
-                               input="key_file")
+                               encoding=encoding, input="key_file", prime_check=prime_check)
     except ByokError as exc:
         raise _material_error(exc, "key_file") from None
 
@@ -121,12 +146,11 @@ def public_material(p: Mapping[str, Any], *, kek_id: str | None = None,
     """
     key_file, wrapped = p.get("key_file"), p.get("wrapped_key_file")
     public_file, password = p.get("public_key_file"), p.get("key_password")
+    encoding = key_encoding(p.get("key_encoding"))
     if key_file and wrapped:
         raise InputError("give key_file or wrapped_key_file, not both", input="wrapped_key_file")
     if wrapped:
-        if password:
-            raise InputError("applies only to key_file (wrapped_key_file is already encrypted)",
-                             input="key_password")
+        _only_key_file(password, encoding)
         ciphertext = _read_wrapped(wrapped, kek_id)
         if public_file:
             if key_type == "oct":
@@ -140,6 +164,7 @@ def public_material(p: Mapping[str, Any], *, kek_id: str | None = None,
     if not key_file:
         raise InputError("give key_file (a private key file), or wrapped_key_file + public_key_file",
                          input="key_file")
+    key_type = _oct_hint(key_type, encoding)
     if public_file:
         if key_type == "oct":
             raise InputError("an AES (oct) key has no public key; leave public_key_file out",
@@ -150,7 +175,14 @@ def public_material(p: Mapping[str, Any], *, kek_id: str | None = None,
             private = _load_private(key_file, password, key_type)
             _same_public(private.public, public)
         return public
-    return _load_private(key_file, password, key_type).public
+    return _load_private(key_file, password, key_type, encoding).public
+
+
+def _only_key_file(password: object, encoding: AesKeyEncoding | None) -> None:
+    if password:
+        raise InputError("applies only to key_file (wrapped_key_file is already encrypted)", input="key_password")
+    if encoding is not None:
+        raise InputError("applies only to key_file (wrapped_key_file is ciphertext)", input="key_encoding")
 
 
 def _same_public(private: PublicKeyInfo, public: PublicKeyInfo) -> None:
@@ -162,12 +194,15 @@ def _same_public(private: PublicKeyInfo, public: PublicKeyInfo) -> None:
 
 def load_material(p: KeyProps) -> Material:
     """Everything ``create``/``update`` import: reads ``key_file`` (it must match ``public_key_file``) or the
-    wrapped ciphertext. Raises InputError naming the property at fault."""
+    wrapped ciphertext. Raises InputError naming the property at fault.
+
+    Unlike previews, an RSA key_file's primes are tested here (OpenSSL, once per key and process): a composite p
+    would otherwise be found only by the vault, with a misleading message.
+    """
     if p.wrapped_key_file:  # the same refusals as check's public_material: create never takes what check refuses
         if p.key_file:
             raise InputError("give key_file or wrapped_key_file, not both", input="wrapped_key_file")
-        if p.key_password:
-            raise InputError("applies only to key_file (wrapped_key_file is already encrypted)", input="key_password")
+        _only_key_file(p.key_password, p.key_encoding)
         ciphertext = _read_wrapped(p.wrapped_key_file, p.kek_id)
         public = (_load_public(p.public_key_file) if p.public_key_file else
                   _wrapped_oct_info(ciphertext) if p.declared_key_type == "oct" else None)
@@ -175,7 +210,7 @@ def load_material(p: KeyProps) -> Material:
             raise InputError("is required with wrapped_key_file for RSA and EC keys", input="public_key_file")
         agree(public, p.declared_key_type, p.declared_curve)
         return Material(public, ciphertext=ciphertext)
-    target = _load_private(p.key_file, p.key_password, p.declared_key_type)
+    target = _load_private(p.key_file, p.key_password, p.declared_key_type, p.key_encoding, prime_check=True)
     if p.public_key_file:
         _same_public(target.public, _load_public(p.public_key_file))
     agree(target.public, p.declared_key_type, p.declared_curve)

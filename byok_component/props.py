@@ -16,8 +16,9 @@ from .errors import ByokError, InputError
 from .keys import EC_CURVES, KeyType, PublicKeyInfo
 from .kid import KeyId, check_key_name, normalize_vault_url
 # Material rules live in .material, unknowns in .unknown; re-exported here for callers that use props alone.
-from .material import (MAX_KEY_FILE_BYTES, WRAPPED_FINGERPRINT_PREFIX, Material, agree, load_material,
-                       public_material)
+from .keys import AesKeyEncoding
+from .material import (MAX_KEY_FILE_BYTES, WRAPPED_FINGERPRINT_PREFIX, Material, agree, key_encoding,
+                       load_material, public_material)
 from .unknown import UNKNOWN_WIRE, has_unknown, is_unknown
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
 INPUTS: tuple[str, ...] = (
     "vault_url", "key_name", "kek_id", "key_file", "key_password", "wrapped_key_file", "public_key_file",
     "key_type", "curve", "key_ops", "enabled", "not_before", "expires_on", "tags", "purge_on_delete",
-    "adopt_existing",
+    "adopt_existing", "key_encoding",
 )
 SECRET_INPUTS: tuple[str, ...] = ("key_password",)
 # Added to the checked inputs by ``check`` from the key material (public facts only).
@@ -46,7 +47,7 @@ NEW_VERSION_ON: tuple[str, ...] = ("fingerprint",)              # other material
 PATCH_ON: tuple[str, ...] = ("key_ops", "enabled", "not_before", "expires_on", "tags")  # PATCH in place
 OUTPUT_ONLY: tuple[str, ...] = ("purge_on_delete",)             # no vault call, but delete reads it from state
 IGNORED: tuple[str, ...] = ("kek_id", "key_file", "key_password", "wrapped_key_file", "public_key_file",
-                            "adopt_existing", "key_type", "curve", "key_size", "public_key_pem")
+                            "adopt_existing", "key_type", "curve", "key_size", "public_key_pem", "key_encoding")
 
 # What each target type can do in Key Vault; "import" is for KEKs only and "export" needs a release policy.
 KEY_OPS_BY_TYPE: dict[str, tuple[str, ...]] = {
@@ -213,6 +214,12 @@ def check(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Check:
             vault_url = inputs["vault_url"] = value
     if known("key_name"):
         run("key_name", lambda: check_key_name(_str(news.get("key_name"), "key_name", required=True)))
+    if known("key_encoding"):
+        encoding = run("key_encoding", key_encoding, news.get("key_encoding"))
+        if encoding is not _FAILED:
+            inputs.pop("key_encoding", None)
+            if encoding is not None:
+                inputs["key_encoding"] = encoding
     kek_id: str | None = None
     if known("kek_id"):
         value = run("kek_id", _kek_id, news.get("kek_id"), vault_url)
@@ -227,7 +234,8 @@ def check(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Check:
     declared_curve = run("curve", _curve, news.get("curve")) if known("curve") else None
     kty_hint = None if declared_kty is _FAILED else declared_kty
     preview_path = bool(news.get("public_key_file")) and not news.get("wrapped_key_file")
-    needed = ["wrapped_key_file", "public_key_file"] + ([] if preview_path else ["key_file", "key_password"])
+    needed = ["wrapped_key_file", "public_key_file", "key_encoding"] + (
+        [] if preview_path else ["key_file", "key_password"])
     public: PublicKeyInfo | None = None
     if all(known(p) for p in needed):
         value = run("key_file", public_material, news, kek_id=kek_id, key_type=kty_hint)
@@ -285,7 +293,8 @@ def check(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Check:
     return Check(inputs, _dedupe(failures))
 
 
-_MATERIAL_PROPS = ("key_file", "wrapped_key_file", "public_key_file", "key_password", "key_type", "curve")
+_MATERIAL_PROPS = ("key_file", "wrapped_key_file", "public_key_file", "key_password", "key_type", "curve",
+                   "key_encoding")
 
 
 def _dedupe(failures: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -315,6 +324,7 @@ class KeyProps:
     key_password: str | None = field(repr=False)
     wrapped_key_file: str | None
     public_key_file: str | None
+    key_encoding: AesKeyEncoding | None
     declared_key_type: KeyType | None
     declared_curve: str | None
     key_ops: list[str] | None
@@ -342,6 +352,7 @@ class KeyProps:
             key_password=_str(props.get("key_password"), "key_password"),
             wrapped_key_file=_str(props.get("wrapped_key_file"), "wrapped_key_file"),
             public_key_file=_str(props.get("public_key_file"), "public_key_file"),
+            key_encoding=key_encoding(props.get("key_encoding")),
             declared_key_type=key_type,
             declared_curve=_curve(props.get("curve")),
             key_ops=_key_ops(props.get("key_ops"), key_type),
@@ -363,7 +374,8 @@ class KeyProps:
         out: dict[str, Any] = {
             "vault_url": self.vault_url, "key_name": self.key_name, "kek_id": self.kek_id,
             "key_file": self.key_file, "wrapped_key_file": self.wrapped_key_file,
-            "public_key_file": self.public_key_file, "key_ops": self.key_ops, "enabled": self.enabled,
+            "public_key_file": self.public_key_file, "key_encoding": self.key_encoding, "key_ops": self.key_ops,
+            "enabled": self.enabled,
             "not_before": rfc3339.format(self.not_before), "expires_on": rfc3339.format(self.expires_on),
             "tags": dict(self.tags), "purge_on_delete": self.purge_on_delete,
             "adopt_existing": self.adopt_existing,

@@ -29,6 +29,8 @@ class KeyMaterialArgs:
     key_password: Optional[pulumi.Input[str]] = None
     wrapped_key_file: Optional[pulumi.Input[str]] = None
     public_key_file: Optional[pulumi.Input[str]] = None
+    # An AES key_file's encoding: raw (the 16/24/32 bytes), hex or base64 text. Text is refused without it.
+    key_encoding: Optional[pulumi.Input[str]] = None
     key_type: Optional[pulumi.Input[str]] = None
     curve: Optional[pulumi.Input[str]] = None
     key_ops: Optional[pulumi.Input[Sequence[pulumi.Input[str]]]] = None
@@ -67,6 +69,7 @@ class ByokKey(Resource, module="byok", name="ByokKey"):
     key_file: pulumi.Output[Optional[str]]
     wrapped_key_file: pulumi.Output[Optional[str]]
     public_key_file: pulumi.Output[Optional[str]]
+    key_encoding: pulumi.Output[Optional[str]]
     key_ops: pulumi.Output[list[str]]
     enabled: pulumi.Output[bool]
     not_before: pulumi.Output[Optional[str]]

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import dh, dsa, ec, ed25519, rsa,
 
 from byok_component import keys
 from byok_component.errors import KeyMaterialError
-from tests.conftest import ec_key, rsa_key
+from tests.conftest import ec_key, pem_armour, rsa_key
 
 PEM, DER = serialization.Encoding.PEM, serialization.Encoding.DER
 PKCS8 = serialization.PrivateFormat.PKCS8
@@ -193,3 +193,137 @@ def test_rsa_numbers_must_agree_without_the_costly_prime_tests() -> None:
             keys.load_target_key(pem)
         with pytest.raises(KeyMaterialError):  # the local vault's full check refuses it too
             keys.load_target_key(pem, prime_check=True)
+
+
+# --- issue 12: AES key files that hold text ----------------------------------------------------------------------
+AES_128 = bytes(range(100, 116))
+
+
+@pytest.mark.parametrize("text,guess", [
+    (AES_128.hex().encode(), "hex of a 128-bit"),                      # `openssl rand -hex 16 | tr -d '\n'`: 32 bytes
+    (AES_128.hex().encode() + b"\n", "hex of a 128-bit"),              # `openssl rand -hex 16 > k`
+    (base64.b64encode(AES_128 + AES_128[:8]), "base64 of a 192-bit"),  # 32 bytes: AES-256 if read raw
+    (base64.b64encode(AES_128) + b"\n", "base64 of a 128-bit"),
+    (b"correct horse battery staple!!!", "text, not raw key bytes"),  # 32 printable bytes
+])
+def test_aes_key_text_is_refused_unless_its_encoding_is_declared(text: bytes, guess: str) -> None:
+    with pytest.raises(KeyMaterialError, match=f"{guess}.*key_encoding") as caught:
+        keys.load_target_key(text, kty="oct")
+    assert text.decode().strip() not in str(caught.value)  # never echoes the key text
+
+
+def test_aes_key_encodings_decode_to_the_key() -> None:
+    hex_text, b64_text = AES_128.hex().encode() + b"\n", base64.b64encode(AES_128) + b"\n"
+    for data, encoding in ((hex_text, "hex"), (hex_text.upper(), "hex"), (b64_text, "base64"),
+                           (base64.urlsafe_b64encode(AES_128).rstrip(b"="), "base64"), (AES_128, "raw")):
+        target = keys.load_target_key(data, encoding=encoding)
+        assert (target.kty, target.public.size, target.wrapping_plaintext()) == ("oct", 128, AES_128), encoding
+    # raw declared: the 32 text bytes ARE the key (the user said so)
+    assert keys.load_target_key(AES_128.hex().encode(), kty="oct", encoding="raw").public.size == 256
+    with pytest.raises(KeyMaterialError, match="is not hex text"):
+        keys.load_target_key(b64_text, encoding="hex")
+    with pytest.raises(KeyMaterialError, match="decodes to 8 bytes"):
+        keys.load_target_key(AES_128[:8].hex().encode(), encoding="hex")
+    with pytest.raises(KeyMaterialError, match="AES key files only"):
+        keys.load_target_key(hex_text, kty="RSA", encoding="hex")
+
+
+# --- issue 12: RSA sanity -----------------------------------------------------------------------------------------
+def _numbers_pem(p: int, q: int, e: int, d: int | None = None) -> bytes:
+    import math
+    lam = math.lcm(p - 1, q - 1)
+    d = d if d is not None else pow(e, -1, lam)
+    numbers = rsa.RSAPrivateNumbers(p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p),
+                                    rsa.RSAPublicNumbers(e, p * q))
+    return keys.private_key_pem(numbers.private_key(unsafe_skip_rsa_key_validation=True))
+
+
+def _der_int(value: int) -> bytes:
+    body = value.to_bytes(value.bit_length() // 8 + 1, "big")
+    return b"\x02" + _der_len(len(body)) + body
+
+
+def _der_len(size: int) -> bytes:
+    if size < 128:
+        return bytes([size])
+    return b"\x81" + bytes([size]) if size < 256 else b"\x82" + size.to_bytes(2, "big")
+
+
+def _pkcs1(*integers: int, label: bytes) -> bytes:
+    """A PKCS#1 RSAPrivateKey/RSAPublicKey (RFC 8017 A.1) built by hand: pyca will not build e = 1 or e = 4."""
+    body = b"".join(_der_int(i) for i in integers)
+    der = b"\x30" + _der_len(len(body)) + body
+    return pem_armour(base64.encodebytes(der).strip(), label)
+
+
+def test_rsa_exponent_one_or_even_is_refused() -> None:
+    import math
+    numbers = rsa_key(2048).private_numbers()
+    p, q = numbers.p, numbers.q
+    d = 1 + math.lcm(p - 1, q - 1)  # e = 1: d = 1 (mod lambda) keeps every relation the cheap check tests
+    e_one = _pkcs1(0, p * q, 1, d, p, q, d % (p - 1), d % (q - 1), pow(q, -1, p), label=b"RSA PRIVATE KEY")
+    with pytest.raises(KeyMaterialError, match="e = 1 is not valid"):
+        keys.load_target_key(e_one)
+    for e in (1, 4):  # public keys: OpenSSL itself refuses to load these
+        with pytest.raises(KeyMaterialError, match="not a PEM or DER public key"):
+            keys.load_public_key(_pkcs1(p * q, e, label=b"RSA PUBLIC KEY"))
+
+
+def test_a_composite_prime_is_refused_on_the_create_path_not_in_previews() -> None:
+    """p = p1*p2 with consistent d, dp, dq, qinv: the cheap relations hold, only a primality test sees it."""
+    small = [rsa_key(1024, i).private_numbers() for i in range(2)]
+    q = rsa_key(2048, 3).private_numbers().p
+    p = small[0].p * small[1].q
+    pem = _numbers_pem(p, q, 65537)
+    assert keys.load_target_key(pem).public.size == 2048  # a preview stays cheap: relations only
+    with pytest.raises(KeyMaterialError, match="p or q is not prime"):
+        keys.load_target_key(pem, prime_check=True)
+
+
+def _as_pss(der: bytes) -> bytes:
+    """Swap rsaEncryption+NULL for id-RSASSA-PSS (no parameters, RFC 4055 §3.1) in a PKCS#8 or SPKI DER."""
+    old = bytes.fromhex("300d06092a864886f70d0101010500")
+    new = bytes.fromhex("300b06092a864886f70d01010a")
+    assert der[:2] == b"\x30\x82" and old in der[:32]
+    body = der[4:].replace(old, new, 1)
+    return b"\x30\x82" + len(body).to_bytes(2, "big") + body
+
+
+def test_rsa_pss_restricted_keys_are_refused_with_a_way_out() -> None:
+    key = rsa_key(2048)
+    pss_private = _as_pss(key.private_bytes(DER, PKCS8, NOENC))
+    pss_public = _as_pss(key.public_key().public_bytes(DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+    armoured = b"-----BEGIN PRIVATE KEY-----\n" + base64.encodebytes(pss_private) + b"-----END PRIVATE KEY-----\n"
+    for data in (pss_private, armoured):
+        with pytest.raises(KeyMaterialError, match="RSA-PSS-restricted.*openssl rsa"):
+            keys.load_target_key(data)
+    with pytest.raises(KeyMaterialError, match="RSA-PSS-restricted"):
+        keys.load_public_key(pss_public)
+
+
+def test_pem_with_two_keys_is_refused_and_leading_text_or_certificates_are_fine() -> None:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+    one, two = ec_key("P-256", 1), ec_key("P-256", 2)
+    first, second = one.private_bytes(PEM, PKCS8, NOENC), two.private_bytes(PEM, PKCS8, NOENC)
+    with pytest.raises(KeyMaterialError, match="holds 2 keys"):
+        keys.load_target_key(first + second)
+    with pytest.raises(KeyMaterialError, match="holds 2 keys"):
+        keys.load_public_key(one.public_key().public_bytes(PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+                             + first)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "t")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(one.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(one, hashes.SHA256()).public_bytes(PEM))
+    # `openssl pkcs12 -nodes` output: Bag Attributes lines, the key, then the certificate.
+    pkcs12_dump = b"Bag Attributes\n    localKeyID: 01 02 03\nKey Attributes: <No Attributes>\n" + first + \
+        b"Bag Attributes\n    friendlyName: t\nsubject=CN = t\n" + cert
+    expected = keys.describe_public_key(one.public_key()).fingerprint
+    assert keys.load_target_key(pkcs12_dump).public.fingerprint == expected
+    assert keys.load_public_key(pkcs12_dump).fingerprint == expected
+    with pytest.raises(KeyMaterialError, match="certificate but no key.*x509"):
+        keys.load_public_key(cert)

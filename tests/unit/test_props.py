@@ -324,3 +324,56 @@ def test_provider_check_returns_check_failures(ec_key: dict[str, Any]) -> None:
     result = ByokKeyProvider().check({}, base(key_file=ec_key["pem"], key_name="bad name", tags={"n": 1.0}))
     assert sorted(f.property for f in result.failures) == ["key_name", "tags"]
     assert result.inputs["fingerprint"] == ec_key["info"].fingerprint
+
+
+# --- issue 12: AES key files as text, key names in full ---------------------------------------------------------
+def test_aes_key_file_as_text_needs_key_encoding(keydir: Path) -> None:
+    key = secrets.token_bytes(16)
+    hex_file = keydir / "aes.hex"
+    hex_file.write_bytes(key.hex().encode() + b"\n")  # `openssl rand -hex 16 > aes.hex`
+    found = failures(base(key_file=str(hex_file)))
+    assert "hex of a 128-bit AES key" in found["key_file"] and "key_encoding" in found["key_file"]
+    assert key.hex() not in found["key_file"]
+    result = P.check({}, base(key_file=str(hex_file), key_encoding="HEX"))
+    assert result.failures == []
+    raw_jwk_print = load_target_key(key, kty="oct").public.fingerprint
+    assert (result.inputs["key_type"], result.inputs["key_size"], result.inputs["fingerprint"],
+            result.inputs["key_encoding"]) == ("oct", 128, raw_jwk_print, "hex")
+    p = P.KeyProps.from_inputs(result.inputs)
+    assert (p.key_encoding, P.load_material(p).public.fingerprint, p.echo()["key_encoding"]) == (
+        "hex", raw_jwk_print, "hex")
+    assert "must be one of raw, hex, base64" in failures(base(key_file=str(hex_file), key_encoding="b64"))[
+        "key_encoding"]
+    assert "AES (oct) key files only" in failures(base(key_file=str(hex_file), key_encoding="hex",
+                                                       key_type="RSA"))["key_encoding"]
+
+
+def test_key_encoding_is_refused_with_wrapped_key_file(kek: Any, keydir: Path) -> None:
+    (keydir / "enc.wrapped").write_bytes(wrap(kek.public_key(), secrets.token_bytes(32)))
+    found = failures(base(wrapped_key_file=str(keydir / "enc.wrapped"), key_type="oct", key_encoding="raw"))
+    assert "only to key_file" in found["key_encoding"]
+
+
+def test_key_names_are_matched_in_full(ec_key: dict[str, Any]) -> None:
+    for bad in ("k1\n", "k1\r\n", "\nk1"):
+        assert "key_name" in failures(base(key_file=ec_key["pem"], key_name=bad))
+
+
+def test_create_path_tests_rsa_primes_previews_do_not(keydir: Path) -> None:
+    import math
+    small = [generate_private_key("RSA", size=2048).private_numbers() for _ in range(2)]
+    while True:  # p = p1*p2 (composite, 2048 bits), q prime: the cheap relations hold
+        p, q = small[0].p * small[1].p, small[0].q
+        if (p * q).bit_length() in (3072,):
+            break
+        small[1] = generate_private_key("RSA", size=2048).private_numbers()
+    lam = math.lcm(p - 1, q - 1)
+    d = pow(65537, -1, lam)
+    numbers = rsa.RSAPrivateNumbers(p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p),
+                                    rsa.RSAPublicNumbers(65537, p * q))
+    path = keydir / "composite.pem"
+    path.write_bytes(private_key_pem(numbers.private_key(unsafe_skip_rsa_key_validation=True)))
+    result = P.check({}, base(key_file=str(path)))
+    assert result.failures == []  # previews stay cheap
+    with pytest.raises(InputError, match="key_file: .*p or q is not prime"):
+        P.load_material(P.KeyProps.from_inputs(result.inputs))
