@@ -18,6 +18,7 @@ from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult,
                             ResourceProvider, UpdateResult)
 from pulumi.output import Unknown
 
+from . import ownership
 from .errors import ByokError, InputError, KeyConflictError
 from .kid import KeyId, check_key_name, normalize_vault_url
 
@@ -27,7 +28,8 @@ __all__ = ["DataPlaneKek", "DataPlaneKekArgs", "DataPlaneKekProvider", "KekProps
 KEK_SIZES: tuple[int, ...] = (2048, 3072, 4096)
 DEFAULT_KEK_SIZE = 4096
 # Outputs beyond the echoed inputs.
-KEK_OUTPUTS: tuple[str, ...] = ("kid", "version", "public_key_pem", "fingerprint", "key_ops", "enabled")
+KEK_OUTPUTS: tuple[str, ...] = ("kid", "version", "public_key_pem", "fingerprint", "key_ops", "enabled",
+                                 ownership.OWNER_OUTPUT)
 
 _UNKNOWN_WIRE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # pulumi.runtime.rpc.UNKNOWN
 
@@ -71,8 +73,9 @@ def _size(value: object) -> int:
     return int(value)
 
 
-def _outputs(props: KekProps, key: Any) -> dict[str, Any]:
-    """Echo the inputs and add what the vault reports for this KEK version (public parts only)."""
+def _outputs(props: KekProps, key: Any, marker: str | None) -> dict[str, Any]:
+    """Echo the inputs and add what the vault reports for this KEK version (public parts only), and the owner
+    marker (None only for state written before markers existed)."""
     public = key.public
     return {
         **props.to_dict(),
@@ -83,6 +86,7 @@ def _outputs(props: KekProps, key: Any) -> dict[str, Any]:
         "fingerprint": public.fingerprint if public is not None else None,
         "key_ops": list(key.key_ops),
         "enabled": key.enabled,
+        ownership.OWNER_OUTPUT: marker,
     }
 
 
@@ -121,8 +125,12 @@ class DataPlaneKekProvider(ResourceProvider):
         replaces: list[str] = []
         changed: list[str] = []
         for name in ("vault_url", "key_name"):
-            if _is_unknown(news.get(name)) or news.get(name) != olds.get(name):
-                replaces.append(name)
+            new, old = news.get(name), olds.get(name)
+            if _is_unknown(new) or new != old:
+                # Key Vault names (and hosts) are case-insensitive: another case is the same key, an update
+                # that records the new spelling. A replacement would adopt the KEK, then delete it.
+                same = isinstance(new, str) and isinstance(old, str) and _same_place(name, new, old)
+                (changed if same else replaces).append(name)
         new_size = news.get("key_size")
         if _is_unknown(new_size) or _size_or_none(new_size) != _size_or_none(olds.get("key_size")):
             changed.append("key_size")
@@ -133,13 +141,16 @@ class DataPlaneKekProvider(ResourceProvider):
                           delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        """Called by `pulumi up` for a new KEK. Idempotent: an existing import-only RSA key of this size is adopted.
+        """Called by `pulumi up` for a new KEK (and the new side of a replacement). Idempotent: an existing
+        import-only RSA key of this size is adopted. Either way the current version gets a fresh owner marker
+        (ownership.py), so the delete of a resource this one replaces leaves the KEK alone.
 
         A name that holds any other key is refused rather than given a KEK version on top.
         """
         from . import vault
 
         p = KekProps.from_dict(props)
+        marker = ownership.new_marker()
         kv = vault.client(p.vault_url)
         existing = vault.get_key(kv, p.key_name)
         if existing is not None:
@@ -148,8 +159,8 @@ class DataPlaneKekProvider(ResourceProvider):
                     f"{p.key_id} already holds a {existing.kty} key with ops {list(existing.key_ops)}; "
                     "a KEK needs a name of its own (RSA-HSM, ops exactly ['import'])", input="key_name")
             if existing.enabled and existing.public is not None and existing.public.size == p.key_size:
-                return CreateResult(p.key_id, _outputs(p, existing))
-        return CreateResult(p.key_id, _outputs(p, vault.create_kek(kv, p.key_name, size=p.key_size)))
+                return CreateResult(p.key_id, _outputs(p, _claim(kv, p.key_name, existing, marker), marker))
+        return CreateResult(p.key_id, _outputs(p, _new_version(kv, p, marker), marker))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Called when ``key_size`` or ``purge_on_delete`` changed: a new size makes a new KEK version."""
@@ -158,7 +169,8 @@ class DataPlaneKekProvider(ResourceProvider):
         p = KekProps.from_dict(news)
         if _size_or_none(olds.get("key_size")) != p.key_size:
             kv = vault.client(p.vault_url)
-            return UpdateResult(_outputs(p, vault.create_kek(kv, p.key_name, size=p.key_size)))
+            marker = ownership.marker_of(olds) or ownership.new_marker()
+            return UpdateResult(_outputs(p, _new_version(kv, p, marker), marker))
         keep = {k: olds.get(k) for k in KEK_OUTPUTS}
         return UpdateResult({**p.to_dict(), "key_size": p.key_size, **keep})
 
@@ -166,7 +178,7 @@ class DataPlaneKekProvider(ResourceProvider):
         """Called by `pulumi refresh`: report the KEK version held in state as the vault has it now.
 
         A key that is gone (deleted, or its version no longer exists) returns a blank id, so refresh
-        drops it from state.
+        drops it from state. The owner marker in state is kept; a KEK another resource took over is reported.
         """
         from . import vault
 
@@ -177,15 +189,56 @@ class DataPlaneKekProvider(ResourceProvider):
         found = vault.get_key(vault.client(p.vault_url), p.key_name, version)
         if found is None:
             return ReadResult("", {})
-        outs = _outputs(p, found)
+        marker = ownership.marker_of(props)
+        verdict = ownership.may_remove(marker, found.tags)
+        if not verdict.remove:
+            ownership.warn(f"refresh {p.key_id}: destroying this resource will leave the KEK in the vault: "
+                           f"{verdict.why}")
+        outs = _outputs(p, found, marker)
         return ReadResult(id_ or p.key_id, outs, inputs=p.to_dict() | {"key_size": outs["key_size"]})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        """Called on destroy or replace: soft-delete the KEK (purge too when ``purge_on_delete``)."""
+        """Called on destroy or the old side of a replacement: soft-delete the KEK (purge too when
+        ``purge_on_delete``) — only while it carries this resource's owner marker (or none; ownership.py)."""
         from . import vault
 
         p = KekProps.from_dict(props)
-        vault.delete(vault.client(p.vault_url), p.key_name, purge=p.purge_on_delete)
+        kv = vault.client(p.vault_url)
+        held = vault.get_key(kv, p.key_name) or (vault.get_deleted_key(kv, p.key_name) if p.purge_on_delete else None)
+        if held is None:
+            return
+        verdict = ownership.may_remove(ownership.marker_of(props), held.tags)
+        if not verdict.remove:
+            ownership.warn(f"delete {p.key_id}: left in the vault, not deleted"
+                           f"{' or purged' if p.purge_on_delete else ''}: {verdict.why}")
+            return
+        vault.delete(kv, p.key_name, purge=p.purge_on_delete)
+
+
+def _same_place(name: str, new: str, old: str) -> bool:
+    """Whether two vault URLs / key names designate the same vault / key (Key Vault ignores case in both)."""
+    if name == "vault_url":
+        try:
+            return normalize_vault_url(new).lower() == normalize_vault_url(old).lower()
+        except InputError:
+            return False
+    return new.lower() == old.lower()
+
+
+def _claim(kv: Any, name: str, existing: Any, marker: str) -> Any:
+    """Write ``marker`` onto the KEK's current version (one PATCH; its other reserved tags are kept)."""
+    from . import vault
+
+    return vault.update_properties(kv, name, existing.version,
+                                   tags=ownership.vault_tags(ownership.user_tags(existing.tags), marker,
+                                                             existing.tags))
+
+
+def _new_version(kv: Any, p: KekProps, marker: str) -> Any:
+    """A new KEK version carrying ``marker``."""
+    from . import vault
+
+    return vault.create_kek(kv, p.key_name, size=p.key_size, tags=ownership.vault_tags({}, marker))
 
 
 def _size_or_none(value: object) -> Optional[int]:
@@ -222,6 +275,7 @@ class DataPlaneKek(Resource, module="byok", name="Kek"):
     fingerprint: pulumi.Output[str]
     key_ops: pulumi.Output[list[str]]
     enabled: pulumi.Output[bool]
+    owner: pulumi.Output[str]
 
     def __init__(self, resource_name: str, args: DataPlaneKekArgs,
                  opts: Optional[pulumi.ResourceOptions] = None) -> None:

@@ -20,6 +20,7 @@ from .keys import AesKeyEncoding
 from .material import (MAX_KEY_FILE_BYTES, WRAPPED_FINGERPRINT_PREFIX, Material, agree, key_encoding,
                        load_material, public_material)
 from .unknown import UNKNOWN_WIRE, has_unknown, is_unknown
+from .ownership import MAX_USER_TAGS, OWNER_OUTPUT, RESERVED_TAGS
 
 __all__ = [
     "INPUTS", "SECRET_INPUTS", "DERIVED", "OUTPUTS", "REPLACE_ON", "NEW_VERSION_ON", "PATCH_ON", "OUTPUT_ONLY",
@@ -39,7 +40,7 @@ SECRET_INPUTS: tuple[str, ...] = ("key_password",)
 DERIVED: tuple[str, ...] = ("fingerprint", "key_type", "key_size", "curve", "public_key_pem")
 # Outputs: every input but the secret ones, the derived facts, and what only the vault knows.
 OUTPUTS: tuple[str, ...] = tuple(n for n in INPUTS if n not in SECRET_INPUTS) + (
-    "kid", "version", "key_size", "public_key_pem", "fingerprint")
+    "kid", "version", "key_size", "public_key_pem", "fingerprint", OWNER_OUTPUT)
 
 # The diff table (README "ByokKey"): which property changes do what.
 REPLACE_ON: tuple[str, ...] = ("vault_url", "key_name")        # another key altogether
@@ -57,7 +58,7 @@ KEY_OPS_BY_TYPE: dict[str, tuple[str, ...]] = {
 }
 _ALL_OPS = {op.lower(): op for op in ("encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey",
                                       "import", "export")}
-MAX_TAGS = 15            # about-keys-details.md: up to 15 tags
+MAX_TAGS = MAX_USER_TAGS  # about-keys-details.md: up to 15 tags, less the provider's reserved ones (ownership.py)
 MAX_TAG_LENGTH = 256     # ... names and values up to 256 characters
 
 def key_id(vault_url: str, key_name: str) -> str:
@@ -142,11 +143,15 @@ def _tags(value: object) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise InputError("must be a map of strings to strings", input="tags")
     if len(value) > MAX_TAGS:
-        raise InputError(f"has {len(value)} tags; Key Vault allows at most {MAX_TAGS}", input="tags")
+        raise InputError(f"has {len(value)} tags; Key Vault allows at most 15 and the provider reserves "
+                         f"{len(RESERVED_TAGS)} ({', '.join(RESERVED_TAGS)}), so at most {MAX_TAGS}", input="tags")
     tags: dict[str, str] = {}
     for name, text in value.items():
         if not isinstance(name, str) or not name:
             raise InputError("tag names must be non-empty strings", input="tags")
+        if name.lower() in RESERVED_TAGS:
+            raise InputError(f"tag {_short(name)} is reserved by the provider (it marks which resource owns the "
+                             "key); choose another tag name", input="tags")
         if not isinstance(text, str):
             raise InputError(f"tag {_short(name)} must have a string value, got {type(text).__name__}",
                              input="tags")
@@ -392,7 +397,7 @@ class Diff:
     new_version: tuple[str, ...] = ()
     patches: tuple[str, ...] = ()
     output_only: tuple[str, ...] = ()
-    delete_before_replace: bool = True
+    delete_before_replace: bool = False
 
     @property
     def changes(self) -> bool:
@@ -449,6 +454,7 @@ def diff(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Diff:
         # Key Vault names are case-insensitive: the same key. A replacement would adopt it and then delete it.
         replaces = tuple(p for p in replaces if p != "key_name")
         output_only += ("key_name",)
-    # Same vault and name: a replacement forced by the user (--replace) must delete first, or the create
-    # would adopt the live key and the delete that follows would remove it. A new name or vault: create first.
-    return Diff(replaces, new_version, patches, output_only, delete_before_replace=not replaces)
+    # A replacement (another vault or name) creates the new key before deleting the old one: nothing is lost if the
+    # create fails. The engine never asks Diff on --replace/taint/cascades; the owner marker (ownership.py), not
+    # this flag, is what keeps a replacement's delete off the key its create adopted.
+    return Diff(replaces, new_version, patches, output_only, delete_before_replace=False)

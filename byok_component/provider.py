@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider,
                             UpdateResult)
 
+from . import ownership
 from . import props as P
 from . import rfc3339
 from .blob import TransferBlob
@@ -39,7 +40,7 @@ class ByokKeyProvider(ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Called first on every preview and update: validate offline, add the fingerprint and derived facts."""
         result = P.check(olds, news)
-        return CheckResult(result.inputs, [CheckFailure(prop, reason) for prop, reason in result.failures])
+        return CheckResult(result.inputs, [engine_failure(prop, reason) for prop, reason in result.failures])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Called on previews and updates: old outputs (what the vault held) against the new checked inputs.
@@ -53,40 +54,47 @@ class ByokKeyProvider(ResourceProvider):
 
     # --- online: pulumi up / refresh / destroy ---------------------------------------------------------
     def create(self, props: dict[str, Any]) -> CreateResult:
-        """Called by `pulumi up` for a new key: wrap, import, confirm. Idempotent on a name that holds our key.
+        """Called by `pulumi up` for a new key (and for the new side of any replacement): wrap, import, confirm.
 
-        An existing key with other material is refused (unless ``adopt_existing``: then this material is
-        imported as a new version of it); a soft-deleted name is refused with how to recover or purge it.
+        Idempotent on a name that holds our material: the key is adopted (no new version). Either way the
+        current version gets a fresh owner marker (ownership.py), so the delete of a resource this one replaces
+        leaves the key alone. An existing key with other material is refused (unless ``adopt_existing``: then
+        this material is imported as a new version of it); a soft-deleted name is refused with how to recover
+        or purge it.
         """
         from . import vault
 
         p = P.KeyProps.from_inputs(props)
+        marker = ownership.new_marker()
         with _context("create", p.id):
             material = P.load_material(p)
             kv = vault.client(p.vault_url)
             existing = vault.get_key(kv, p.key_name)
             if existing is None:
                 # A soft-deleted name needs no extra GET: the import's 409 says so (KeyDeletedError).
-                found = _import(kv, p, material, existing)
+                found = _import(kv, p, material, existing, marker)
             elif _holds(kv, existing, material):
-                found = _patch(kv, p, existing, material.public.kty)  # adopt: no new version
+                found = _patch(kv, p, existing, material.public.kty, marker)  # adopt: no new version
             elif p.adopt_existing:
-                found = _import(kv, p, material, existing)
+                found = _import(kv, p, material, existing, marker)
             else:
                 held = existing.fingerprint or "an AES key that is not this one or cannot be compared"
                 raise KeyConflictError(
                     f"already holds other key material ({existing.kty}, {held}); set adopt_existing to import "
                     "this material as a new version of that key, or choose another key_name", input="key_name")
-            return CreateResult(p.id, _outputs(p, found, material.public))
+            return CreateResult(p.id, _outputs(p, found, material.public, marker))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Called by `pulumi up` when diff found changes: new material imports a new version, else one PATCH.
 
         The private key is read only when a new version is imported, so a property change needs no key_file.
+        The resource keeps its owner marker (state from an older provider gets one now) and writes it onto the
+        version it leaves current.
         """
         from . import vault
 
         p = P.KeyProps.from_inputs(news)
+        marker = ownership.marker_of(olds) or ownership.new_marker()
         with _context("update", p.id):
             kv = vault.client(p.vault_url)
             current = vault.get_key(kv, p.key_name)
@@ -95,7 +103,7 @@ class ByokKeyProvider(ResourceProvider):
                     raise KeyDeletedError(_deleted_message(p) + "; or run `pulumi refresh` to forget it",
                                           input="key_name")
                 material = P.load_material(p)
-                return UpdateResult(_outputs(p, _import(kv, p, material, current), material.public))
+                return UpdateResult(_outputs(p, _import(kv, p, material, current, marker), material.public, marker))
             wanted = p.fingerprint or P.public_material(news, kek_id=p.kek_id,
                                                        key_type=p.declared_key_type).fingerprint
             if current.public is not None:
@@ -106,17 +114,19 @@ class ByokKeyProvider(ResourceProvider):
             # An AES version state does not know may still hold this key (an update that crashed after importing
             # it): the vault is asked before importing a duplicate.
             if material is not None and not (current.public is None and _holds(kv, current, material)):
-                return UpdateResult(_outputs(p, _import(kv, p, material, current), material.public))
+                return UpdateResult(_outputs(p, _import(kv, p, material, current, marker), material.public, marker))
             public = current.public or _oct_public(olds, current.version) or (
                 material.public if material is not None else
                 P.public_material(news, kek_id=p.kek_id, key_type=p.declared_key_type))
-            return UpdateResult(_outputs(p, _patch(kv, p, current, public.kty), public))
+            return UpdateResult(_outputs(p, _patch(kv, p, current, public.kty, marker), public, marker))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Called by `pulumi refresh`: what the vault holds now. A deleted key returns a blank id (dropped).
 
         Ops, enabled, dates, tags, the current version and (RSA/EC) the fingerprint come from the vault;
-        the returned inputs carry the same values so the next preview diffs against reality.
+        the returned inputs carry the same values so the next preview diffs against reality. Reserved tags are
+        not the user's and never show as drift; a key another resource has taken over is reported (its destroy
+        will leave the key alone), the owner marker in state is kept.
         """
         from . import vault
 
@@ -125,6 +135,10 @@ class ByokKeyProvider(ResourceProvider):
             current = vault.get_key(vault.client(vault_url), key_name)
             if current is None:
                 return ReadResult("", {})
+            verdict = ownership.may_remove(ownership.marker_of(props), current.tags)
+            if not verdict.remove:
+                ownership.warn(f"refresh {P.key_id(vault_url, key_name)}: destroying this resource will leave the key "
+                               f"in the vault: {verdict.why}")
             old = {k: props[k] for k in P.OUTPUTS if props.get(k) is not None}
             if isinstance(old.get("key_size"), float):  # numbers arrive as floats
                 old["key_size"] = int(old["key_size"])
@@ -135,15 +149,44 @@ class ByokKeyProvider(ResourceProvider):
             return ReadResult(P.key_id(vault_url, key_name), outs, inputs=inputs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        """Called on destroy or replacement: soft-delete; purge too when ``purge_on_delete``. Absent is deleted."""
+        """Called on destroy, and for the old side of a replacement: soft-delete; purge too when ``purge_on_delete``.
+
+        Only a key this resource still owns is removed (ownership.py): when a replacement's create has adopted
+        it (``--replace``, taint, a cascade, a case-only rename), its marker is no longer ours and the key stays,
+        with the reason on stderr. Absent counts as deleted; a soft-deleted key is purged only if it was ours.
+        """
         from . import vault
 
         vault_url, key_name = _where(id_, props)
-        with _context("delete", P.key_id(vault_url, key_name)):
-            vault.delete(vault.client(vault_url), key_name, purge=props.get("purge_on_delete") is True)
+        key = P.key_id(vault_url, key_name)
+        purge = props.get("purge_on_delete") is True
+        with _context("delete", key):
+            kv = vault.client(vault_url)
+            held = vault.get_key(kv, key_name) or (vault.get_deleted_key(kv, key_name) if purge else None)
+            if held is None:
+                return  # gone already (and nothing to purge)
+            verdict = ownership.may_remove(ownership.marker_of(props), held.tags)
+            if not verdict.remove:
+                ownership.warn(f"delete {key}: left in the vault, not deleted{' or purged' if purge else ''}: "
+                               f"{verdict.why}")
+                return
+            vault.delete(kv, key_name, purge=purge)
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
+def engine_failure(prop: str, reason: str) -> CheckFailure:
+    """A CheckFailure the engine can print safely.
+
+    The engine prints a failing property's value from the program's inputs (step_generator.go
+    issueCheckFailures, ``%v``), and a secret that did not come from stack config is shown in clear
+    (pulumi/pulumi#19465). So a secret property is never the failing property: it is named in the text of a
+    failure against no property (the engine then prints the resource and the reason only).
+    """
+    if prop in P.SECRET_INPUTS:
+        return CheckFailure("", f"{prop}: {reason}")
+    return CheckFailure(prop, reason)
+
+
 @contextmanager
 def _context(action: str, key: str) -> Iterator[None]:
     """Prefix our errors with what was being done to which key; drop the chained traceback (no lower text)."""
@@ -194,10 +237,12 @@ def _ops(p: P.KeyProps, kty: str) -> list[str]:
     return list(p.key_ops) if p.key_ops is not None else list(P.KEY_OPS_BY_TYPE[kty])
 
 
-def _import(kv: "KeyClient", p: P.KeyProps, material: P.Material, current: "VaultKey | None") -> "VaultKey":
+def _import(kv: "KeyClient", p: P.KeyProps, material: P.Material, current: "VaultKey | None",
+            marker: str) -> "VaultKey":
     """Wrap (or take the ciphertext wrapped elsewhere), import as a new version, confirm the public key.
 
     ``current`` is what the vault held before (None: nothing); a soft-deleted name is refused with the way out.
+    The new version carries the user's tags and the owner ``marker``.
     """
     from . import vault
 
@@ -217,7 +262,7 @@ def _import(kv: "KeyClient", p: P.KeyProps, material: P.Material, current: "Vaul
         found = vault.import_blob(
             kv, p.key_name, TransferBlob.build(kek.kid, ciphertext), kty=public.kty, curve=public.curve,
             key_ops=_ops(p, public.kty), enabled=p.enabled, not_before=p.not_before, expires_on=p.expires_on,
-            tags=p.tags, expected_fingerprint=public.fingerprint if checkable else None, current=current)
+            tags=ownership.vault_tags(p.tags, marker), expected_fingerprint=public.fingerprint if checkable else None, current=current)
     except KeyDeletedError:
         raise KeyDeletedError(_deleted_message(p), input="key_name") from None
     if checkable and found.fingerprint != public.fingerprint:
@@ -228,8 +273,11 @@ def _import(kv: "KeyClient", p: P.KeyProps, material: P.Material, current: "Vaul
     return found
 
 
-def _patch(kv: "KeyClient", p: P.KeyProps, current: "VaultKey", kty: str) -> "VaultKey":
-    """PATCH the current version to the declared properties; no call when nothing differs."""
+def _patch(kv: "KeyClient", p: P.KeyProps, current: "VaultKey", kty: str, marker: str) -> "VaultKey":
+    """PATCH the current version to the declared properties and owner ``marker``; no call when nothing differs.
+
+    Reserved tags other than the owner's that the version holds are kept.
+    """
     from . import vault
 
     changes: dict[str, Any] = {}
@@ -242,8 +290,9 @@ def _patch(kv: "KeyClient", p: P.KeyProps, current: "VaultKey", kty: str) -> "Va
         wanted: datetime | None = getattr(p, name)
         if wanted is not None and getattr(current, name) != wanted:
             changes[name] = wanted
-    if dict(current.tags) != p.tags:
-        changes["tags"] = p.tags
+    tags = ownership.vault_tags(p.tags, marker, current.tags)
+    if dict(current.tags) != tags:
+        changes["tags"] = tags
     if not changes:
         return current
     return vault.update_properties(kv, p.key_name, current.version, **changes)
@@ -255,7 +304,7 @@ def _vault_facts(found: "VaultKey", oct_public: PublicKeyInfo | None) -> dict[st
     facts: dict[str, Any] = {
         "kid": found.kid, "version": found.version, "key_ops": sorted(found.key_ops), "enabled": found.enabled,
         "not_before": rfc3339.format(found.not_before), "expires_on": rfc3339.format(found.expires_on),
-        "tags": dict(sorted(found.tags.items())),
+        "tags": ownership.user_tags(found.tags),
         "key_type": found.kty.removesuffix("-HSM"),
         "fingerprint": public.fingerprint if public else None,
     }
@@ -264,9 +313,10 @@ def _vault_facts(found: "VaultKey", oct_public: PublicKeyInfo | None) -> dict[st
     return facts
 
 
-def _outputs(p: P.KeyProps, found: "VaultKey", material: PublicKeyInfo) -> dict[str, Any]:
-    """The inputs echoed (never the password), then what the vault reports for the version it holds."""
+def _outputs(p: P.KeyProps, found: "VaultKey", material: PublicKeyInfo, marker: str) -> dict[str, Any]:
+    """The inputs echoed (never the password), then what the vault reports for the version it holds, and the
+    owner marker."""
     outs: dict[str, Any] = {**p.echo(), "key_size": material.size, "curve": material.curve,
-                            "public_key_pem": material.public_pem}
+                            "public_key_pem": material.public_pem, ownership.OWNER_OUTPUT: marker}
     outs.update(_vault_facts(found, material if found.public is None else None))
     return {k: v for k, v in outs.items() if v is not None}

@@ -14,7 +14,8 @@ from .provider import ByokKeyProvider
 __all__ = ["ByokKey", "ByokKeyArgs", "KeyMaterialArgs", "OUTPUT_NAMES"]
 
 # Outputs beyond the echoed inputs (DESIGN.md "Resource ByokKey").
-OUTPUT_NAMES: tuple[str, ...] = ("kid", "version", "key_type", "key_size", "curve", "public_key_pem", "fingerprint")
+OUTPUT_NAMES: tuple[str, ...] = ("kid", "version", "key_type", "key_size", "curve", "public_key_pem", "fingerprint",
+                                  "owner")
 
 
 @dataclass(kw_only=True)
@@ -85,6 +86,8 @@ class ByokKey(Resource, module="byok", name="ByokKey"):
     curve: pulumi.Output[Optional[str]]
     public_key_pem: pulumi.Output[Optional[str]]
     fingerprint: pulumi.Output[str]
+    # The owner marker this resource wrote on the key (README "Replacement and ownership").
+    owner: pulumi.Output[str]
 
     def __init__(self, resource_name: str, args: ByokKeyArgs,
                  opts: Optional[pulumi.ResourceOptions] = None) -> None:

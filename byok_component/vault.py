@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "VaultKey", "Kek", "client", "fetch_kek", "get_key", "is_deleted", "import_blob", "update_properties",
-    "delete", "create_kek", "recover", "purge", "clear_kek_cache", "settings", "Settings", "holds_aes_key",
+    "get_deleted_key", "delete", "create_kek", "recover", "purge", "clear_kek_cache", "settings", "Settings", "holds_aes_key",
     "ENV_CA_BUNDLE", "ENV_TOKEN_FILE", "pointed_at",
 ]
 
@@ -297,6 +297,14 @@ def get_key(kv: "KeyClient", name: str, version: str | None = None) -> VaultKey 
         return None
 
 
+def get_deleted_key(kv: "KeyClient", name: str) -> VaultKey | None:
+    """The soft-deleted key ``name`` as it was when deleted (tags included), or None when none is."""
+    try:
+        return _to_vault_key(_call(f"get deleted key {name}", lambda: kv.get_deleted_key(name)))
+    except KeyNotFoundError:
+        return None
+
+
 def is_deleted(kv: "KeyClient", name: str) -> bool:
     """Whether ``name`` is soft-deleted (recoverable or purgeable)."""
     try:
@@ -353,12 +361,13 @@ def _check_kek_properties(vk: VaultKey) -> rsa.RSAPublicKey:
     return check_kek(load_pem_public_key(vk.public.public_pem.encode("ascii")), input="kek_id")
 
 
-def create_kek(kv: "KeyClient", name: str, size: int = 4096) -> VaultKey:
-    """Create a KEK: RSA-HSM, ``size`` bits, ops exactly ["import"] (BYOK spec)."""
+def create_kek(kv: "KeyClient", name: str, size: int = 4096, tags: Mapping[str, str] | None = None) -> VaultKey:
+    """Create a KEK: RSA-HSM, ``size`` bits, ops exactly ["import"] (BYOK spec), with ``tags``."""
     if int(size) not in (2048, 3072, 4096):
         raise KekError(f"KEK size must be 2048, 3072 or 4096, got {size}", input="size")
     return _to_vault_key(_call(f"create KEK {name}", lambda: kv.create_rsa_key(
-        name, size=int(size), hardware_protected=True, key_operations=["import"])))
+        name, size=int(size), hardware_protected=True, key_operations=["import"],
+        tags=dict(tags) if tags is not None else None)))
 
 
 # --- writing -------------------------------------------------------------------------------------

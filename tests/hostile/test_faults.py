@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pytest
 
+from byok_component import ownership
 from byok_component import vault as vault_adapter
 from byok_component.errors import ByokError
 from byok_component.localvault import faults as fault_rules
@@ -135,7 +136,7 @@ def _format(value: Any, **names: str) -> Any:
 def _disagreements(outs: dict[str, Any], vk: vault_adapter.VaultKey, *, aes: bool) -> list[str]:
     """Where the returned state differs from what the vault holds for the key's current version."""
     wanted = {"kid": vk.kid, "version": vk.version, "enabled": vk.enabled, "key_ops": sorted(vk.key_ops),
-              "tags": dict(vk.tags)}
+              "tags": ownership.user_tags(vk.tags), "owner": vk.tags.get(ownership.OWNER_TAG)}
     if not aes:
         wanted["fingerprint"] = vk.fingerprint
     got = {k: outs.get(k, {} if k == "tags" else None) for k in wanted}
@@ -254,7 +255,7 @@ class Run:
         if vk is None or state is None:
             return [f"no key in the vault ({vk}) or no state ({state is None})"]
         problems = _disagreements(state, vk, aes=self.scenario.aes)
-        if self.scenario.op == "update-props" and (vk.enabled, dict(vk.tags), list(vk.key_ops)) != (
+        if self.scenario.op == "update-props" and (vk.enabled, ownership.user_tags(vk.tags), list(vk.key_ops)) != (
                 False, {"env": "hostile"}, ["sign"]):
             problems.append(f"the vault did not get the new properties: {vk.enabled}, {vk.tags}, {vk.key_ops}")
         return problems
