@@ -7,14 +7,12 @@ import json
 import os
 import secrets
 import sys
-import tempfile
 import traceback
-from pathlib import Path
 from typing import Callable, NoReturn, Sequence
 
 from .__version__ import __version__
 from .blob import TransferBlob
-from .files import read_input
+from .files import read_input, write_output
 from .errors import ByokError, InputError, KekError, UnwrapError
 from .keys import (KeyType, describe_public_key, generate_private_key, load_kek_public_key, load_target_key,
                    private_key_pem)
@@ -48,21 +46,8 @@ def password_from_env(var: str | None) -> bytes | None:
 
 
 def write_file(path: str, data: bytes, *, private: bool = False, force: bool = False, input: str = "-o") -> None:  # noqa: A002
-    """Write atomically (temp file + rename) so a failure leaves nothing behind; private files are 0600."""
-    target = Path(path)
-    if target.exists() and not force:
-        raise InputError(f"{path} already exists (use --force to overwrite)", input=input)
-    if not target.parent.exists():
-        raise InputError(f"directory {target.parent} does not exist", input=input)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=str(target.parent))
-    try:
-        os.fchmod(fd, 0o600 if private else 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write atomically; private files are 0600, others 0644, both narrowed by the umask (files.write_output)."""
+    write_output(path, data, private=private, force=force, input=input)
 
 
 def load_key_arg(path: str, password_env: str | None, kty: KeyType | None, *, input: str = "--key"):  # noqa: A002, ANN201

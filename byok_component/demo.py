@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
 
 from . import vault
 from .blob import TransferBlob
+from .files import write_output
 from .keys import generate_private_key, load_kek_public_key, load_target_key, private_key_pem
 from .wrap import check_kek, wrap
 
@@ -69,8 +70,7 @@ def run_demo(*, keep: bool = False) -> int:
             rows = []
             for name, kty, private_key, curve, ops in specs:
                 key_file = workdir / f"{name}.pem"
-                key_file.write_bytes(private_key_pem(private_key))
-                key_file.chmod(0o600)
+                write_output(str(key_file), private_key_pem(private_key), private=True)
                 target = load_target_key(key_file.read_bytes())
                 blob = TransferBlob.build(kek.kid, wrap(kek_public, target.wrapping_plaintext()))
                 byok_file = workdir / f"{name}.byok"

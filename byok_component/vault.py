@@ -18,15 +18,15 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .blob import TransferBlob
-from .errors import (ByokError, KekError, KeyConflictError, KeyDeletedError, KeyNotFoundError, ThrottledError,
-                     VaultAuthError, VaultError, VaultPermissionError)
+from .files import read_input
+from .errors import (ByokError, InputError, KekError, KeyConflictError, KeyDeletedError, KeyNotFoundError,
+                     ThrottledError, VaultAuthError, VaultError, VaultPermissionError)
 from .keys import PublicKeyInfo, public_key_from_jwk
 from .kid import KeyId, LOOPBACK_HOSTS, normalize_vault_url
 from .wrap import check_kek
@@ -45,6 +45,7 @@ ENV_TOKEN_FILE = "BYOK_ACCESS_TOKEN_FILE"
 ENV_RBAC_WAIT = "BYOK_RBAC_WAIT_SECONDS"
 ENV_TIMEOUT = "BYOK_HTTP_TIMEOUT_SECONDS"
 ENV_IMPORT_ATTEMPTS = "BYOK_IMPORT_ATTEMPTS"
+_MAX_TOKEN_BYTES = 64 * 1024  # an Entra ID access token is a few KB
 
 CRYPTO_OFFICER_HINT = ("the principal needs the 'Key Vault Crypto Officer' role on the vault "
                        "('Managed HSM Crypto User' on a Managed HSM)")
@@ -117,10 +118,12 @@ class _TokenFileCredential:
 
     def get_token(self, *scopes: str, **kwargs: Any) -> Any:
         from azure.core.credentials import AccessToken
-        try:
-            token = Path(self._path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise VaultAuthError(f"cannot read the token file ({exc.strerror})", input=ENV_TOKEN_FILE) from None
+        try:  # a regular file, bounded: a FIFO or a device here must not hang the provider
+            token = read_input(self._path, input=ENV_TOKEN_FILE, max_bytes=_MAX_TOKEN_BYTES).decode("utf-8").strip()
+        except InputError as exc:
+            raise VaultAuthError(f"cannot use the token file: {exc.reason}", input=ENV_TOKEN_FILE) from None
+        except UnicodeDecodeError:
+            raise VaultAuthError("the token file is not UTF-8 text", input=ENV_TOKEN_FILE) from None
         if not token:
             raise VaultAuthError("the token file is empty", input=ENV_TOKEN_FILE)
         return AccessToken(token, int(time.time()) + 3600)

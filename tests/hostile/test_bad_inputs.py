@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -122,6 +123,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, bad_vault: "LocalVault", ke
     put("ec.pub.pem", Path(keys["ec"].public or "").read_bytes())
     (root / "a-directory").mkdir()
     files["a-directory"] = str(root / "a-directory")
+    os.mkfifo(root / "a-fifo")  # open() blocks on a FIFO until a writer comes: a read must never get that far
+    files["a-fifo"] = str(root / "a-fifo")
+    files["dev-zero"] = "/dev/zero"  # size 0 and endless: must be refused, not read up to a limit
+    (root / "fifo-link").symlink_to(root / "a-fifo")
+    files["fifo-link"] = str(root / "fifo-link")
 
     # The vault's KEKs: ours, another import-only one, an EC key and an RSA-HSM key that may wrap, not import.
     client = make_key_client(shared_vault)
@@ -173,9 +179,11 @@ class InputCase:
     at: str = "check"
     key: str = "ec"
     also: tuple[str, ...] = ()  # other words that name the culprit (a refusal only the vault can make)
+    reason: str | None = None  # words the refusal must hold besides the input's name
 
 
 TAGS_16 = {f"t{i}": "v" for i in range(16)}
+ODD = "not a regular file"  # FIFOs, devices: refused before they are opened for reading
 INPUT_CASES: dict[str, InputCase] = {
     # key material: malformed, truncated, oversized, not a key
     "key-malformed-pem": InputCase({"key_file": "@malformed.pem"}, "key_file"),
@@ -186,6 +194,13 @@ INPUT_CASES: dict[str, InputCase] = {
     "key-random-bytes": InputCase({"key_file": "@random.bin"}, "key_file"),
     "key-missing-file": InputCase({"key_file": "/nonexistent/key.pem"}, "key_file"),
     "key-is-a-directory": InputCase({"key_file": "@a-directory"}, "key_file"),
+    "key-is-a-fifo": InputCase({"key_file": "@a-fifo"}, "key_file", reason=ODD),
+    "key-is-a-link-to-a-fifo": InputCase({"key_file": "@fifo-link"}, "key_file", reason=ODD),
+    "key-is-dev-zero": InputCase({"key_file": "@dev-zero"}, "key_file", reason=ODD),
+    "public-key-is-a-fifo": InputCase({"key_file": "/pr-runner/has/no/key.pem", "public_key_file": "@a-fifo"},
+                                      "public_key_file", reason=ODD),
+    "wrapped-key-is-dev-zero": InputCase({"key_file": None, "wrapped_key_file": "@dev-zero",
+                                          "public_key_file": "@ec.pub.pem"}, "wrapped_key_file", reason=ODD),
     "key-is-public": InputCase({"key_file": "@public.pem"}, "key_file"),
     # unsupported curves and kinds, RSA sizes
     "curve-p224": InputCase({"key_file": "@p224.pem"}, "key_file"),
@@ -275,6 +290,31 @@ INPUT_CASES: dict[str, InputCase] = {
 }
 
 
+def _finishes(call: Callable[[], Any], corpus: Corpus, seconds: float = 20.0) -> Any:
+    """``call()``'s result, or AssertionError if it blocks (a FIFO opened for reading waits for a writer forever).
+
+    It runs in a daemon thread; a stuck one is released by opening the corpus's FIFO for writing and closing it.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below, unchanged
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        os.close(os.open(corpus.path("a-fifo"), os.O_WRONLY | os.O_NONBLOCK))  # EOF for the blocked reader
+        worker.join(seconds)
+        raise AssertionError(f"blocked for {seconds:.0f} s (an odd file was opened or read)")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
 class Refusals:
     """The vault's inventory (every name and its version count) before a case, compared with the one after."""
 
@@ -324,7 +364,7 @@ def test_byok_key_input_is_refused_cleanly(case_id: str, corpus: Corpus, refusal
     declared = _declared(case, bad_vault, corpus, keys, name)
     problems: list[str] = []
 
-    result = provider.check({}, declared)
+    result = _finishes(lambda: provider.check({}, declared), corpus)
     failures = [(f.property, f.reason) for f in result.failures]
     if case.at == "check":
         if len(failures) != 1:
@@ -339,6 +379,8 @@ def test_byok_key_input_is_refused_cleanly(case_id: str, corpus: Corpus, refusal
                 problems.append(f"check blames {blamed}, not {case.prop}: {reason}")
             problems += [f"check: {p}" for p in clear_error_problems(f"{prop}: {reason}", names=(case.prop,),
                                                                      secret_set=corpus.secrets)]
+            if case.reason and case.reason not in reason:
+                problems.append(f"check: the reason does not say {case.reason!r}: {reason}")
         inputs = declared  # the engine would stop here; create must refuse the raw inputs all the same
     else:
         if failures:
@@ -348,10 +390,12 @@ def test_byok_key_input_is_refused_cleanly(case_id: str, corpus: Corpus, refusal
     # the refusal may name another input: the first one create reads).
     names = (case.prop, *case.also) if case.at == "create" else ()
     try:
-        created = provider.create(inputs)
+        created = _finishes(lambda: provider.create(inputs), corpus)
         problems.append(f"create accepted it: {created.id}")
     except ByokError as exc:
         problems += [f"create: {p}" for p in clear_error_problems(str(exc), names=names, secret_set=corpus.secrets)]
+        if case.reason and f"{case.prop}:" in str(exc) and case.reason not in str(exc):
+            problems.append(f"create: the error does not say {case.reason!r}: {exc}")
     except Exception as exc:  # noqa: BLE001 - anything but a ByokError reaches the user as a traceback
         problems.append(f"create raised {type(exc).__name__} (a traceback for the user)")
     if refusals.imported_since():
@@ -369,6 +413,7 @@ class CliCase:
     names: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
     writes: str | None = None  # an output the command must not leave behind
+    reason: str | None = None  # words the error line must hold besides what it names
 
 
 CLI_CASES: dict[str, CliCase] = {
@@ -410,6 +455,17 @@ CLI_CASES: dict[str, CliCase] = {
                                           "@kek.pub.pem", "-o", "{out}"), ("--wrapped",), writes="{out}"),
     "blob-kek-id-query": CliCase(("blob", "--kek-id", "{kek}?x=1", "--wrapped", "@wrapped.bin", "-o", "{out}"),
                                  ("--kek-id",), writes="{out}"),
+    "wrap-key-fifo": CliCase(("wrap", "--kek-pem", "@kek.pub.pem", "--kek-id", "{kek}", "--key", "@a-fifo",
+                              "-o", "{out}"), ("--key",), writes="{out}", reason=ODD),
+    "wrap-kek-pem-dev-zero": CliCase(("wrap", "--kek-pem", "@dev-zero", "--kek-id", "{kek}", "--key", "@ec.pem",
+                                      "-o", "{out}"), ("--kek-pem",), writes="{out}", reason=ODD),
+    "blob-wrapped-fifo": CliCase(("blob", "--kek-id", "{kek}", "--wrapped", "@fifo-link", "-o", "{out}"),
+                                 ("--wrapped",), writes="{out}", reason=ODD),
+    "inspect-dev-zero": CliCase(("inspect", "@dev-zero"), ("/dev/zero",), reason=ODD),
+    "import-byok-file-fifo": CliCase(("import", "--vault-url", "{vault}", "--name", "{name}", "--byok-file",
+                                      "@a-fifo"), ("--byok-file",), reason=ODD),
+    "verify-key-dev-zero": CliCase(("verify", "--vault-url", "{vault}", "--name", "{kek_name}", "--key",
+                                    "@dev-zero"), ("--key",), reason=ODD),
     "blob-wrapped-missing": CliCase(("blob", "--kek-id", "{kek}", "--wrapped", "/nonexistent.bin", "-o", "{out}"),
                                     ("--wrapped",), writes="{out}"),
     "inspect-bad-json": CliCase(("inspect", "@bad-json.byok"), ("bad-json.byok",)),
@@ -491,13 +547,15 @@ def test_byok_command_refuses_cleanly(case_id: str, corpus: Corpus, cli_keys: No
     name = f"cli-bad-{secrets.token_hex(4)}"
     argv = _argv(case, corpus, bad_vault, out, name)
     try:
-        code = main(argv)
+        code = _finishes(lambda: main(argv), corpus)
     except SystemExit as exc:  # argparse
         code = exc.code if isinstance(exc.code, int) else 2
     captured = capsys.readouterr()
     names = tuple(n.format(name=name) for n in case.names)
     problems = [] if code not in (0, None) else [f"exit code {code}"]
     problems += clear_error_problems(captured.err, names=names, secret_set=corpus.secrets)
+    if case.reason and case.reason not in captured.err:
+        problems.append(f"the error line does not say {case.reason!r}")
     if any(found for found in [captured.out.strip()] if found):
         problems += [f"stdout: {p}" for p in clear_error_problems(captured.out, names=(), secret_set=corpus.secrets)
                      if "traceback" in p or "leaks" in p]
