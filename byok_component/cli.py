@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import sys
 import traceback
@@ -83,16 +84,82 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_wrap(args: argparse.Namespace) -> int:
+    if bool(args.key) == bool(args.pkcs11):
+        raise InputError("give the target key as --key FILE or --pkcs11 URI (one of them)", input="--key")
     kek = check_kek(load_kek_public_key(read_file(args.kek_pem, input="--kek-pem"), input="--kek-pem"),
                     input="--kek-pem")
-    target = load_key_arg(args.key, args.password_env, args.kty)
-    blob = _build_blob(args.kek_id, wrap(kek, target.wrapping_plaintext()))
+    if args.pkcs11:
+        wrapped = _wrap_in_token(args, kek)
+        public, ciphertext, how = wrapped.public, wrapped.ciphertext, f"inside the token, {wrapped.mechanism}"
+    else:
+        if args.pkcs11_module or args.public_out:
+            raise InputError("applies to --pkcs11 only", input="--pkcs11-module" if args.pkcs11_module
+                             else "--public-out")
+        target = load_key_arg(args.key, args.password_env, args.kty)
+        public, ciphertext, how = target.public, wrap(kek, target.wrapping_plaintext()), "CKM_RSA_AES_KEY_WRAP"
+    blob = _build_blob(args.kek_id, ciphertext)
     write_file(args.out, blob.to_json(), force=args.force)
+    if args.public_out:
+        write_file(args.public_out, (public.public_pem or "").encode("ascii"), force=args.force, input="--public-out")
     parts = split(blob.ciphertext, kek.key_size // 8)
-    print(f"wrote {args.out}: {target.kty} {target.public.curve or target.public.size} key, "
-          f"fingerprint {target.public.fingerprint}, ciphertext {len(blob.ciphertext)} bytes "
-          f"(RSA-OAEP {len(parts.rsa_part)} + AES-KWP {len(parts.kwp_part)})")
+    print(f"wrote {args.out}: {public.kty} {public.curve or public.size} key, "
+          f"fingerprint {public.fingerprint}, ciphertext {len(blob.ciphertext)} bytes "
+          f"(RSA-OAEP {len(parts.rsa_part)} + AES-KWP {len(parts.kwp_part)}; {how})"
+          + (f"; public key in {args.public_out}" if args.public_out else ""))
     return EXIT_OK
+
+
+def _token_key(args: argparse.Namespace):  # noqa: ANN202
+    """The --pkcs11 key source; the PIN comes from $VAR (--pin-env) or the URI's pin-source, never argv."""
+    from .pkcs11 import ENV_PIN, TokenKey
+    if args.password_env or args.kty:
+        raise InputError("does not apply to --pkcs11 (the token knows the key's type)",
+                         input="--password-env" if args.password_env else "--kty")
+    var = args.pin_env or ENV_PIN
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
+        raise InputError("must name an environment variable (the PIN itself never goes on the command line)",
+                         input="--pin-env")
+    pin = os.environ.get(var) or None
+    if args.pin_env and pin is None:
+        raise InputError(f"environment variable {var} is not set or empty", input="--pin-env")
+    try:
+        return TokenKey.from_inputs(args.pkcs11, args.pkcs11_module, pin, uri_input="--pkcs11",
+                                    module_input="--pkcs11-module")
+    except InputError as exc:
+        raise exc.for_input("--pin-env" if exc.input == "pkcs11_pin" else exc.input or "--pkcs11") from None
+
+
+def _token_error(exc: ByokError) -> ByokError:
+    names = {"pkcs11_uri": "--pkcs11", "pkcs11_module": "--pkcs11-module", "pkcs11_pin": "--pin-env"}
+    return exc.for_input(names.get(exc.input or "", exc.input or "--pkcs11"))
+
+
+def _wrap_in_token(args: argparse.Namespace, kek: object):  # noqa: ANN202
+    from .pkcs11 import wrap_in_token
+    key = _token_key(args)
+    try:
+        wrapped = wrap_in_token(key, kek)
+    except ByokError as exc:
+        raise _token_error(exc) from None
+    if args.public_out and wrapped.public.public_pem is None:
+        raise InputError("an AES key has no public key to write", input="--public-out")
+    return wrapped
+
+
+def cmd_pkcs11_probe(args: argparse.Namespace) -> int:
+    """Test a token's key wrap with a throwaway secret; exit 1 when it would be refused."""
+    from .pkcs11 import describe_verdict, probe
+    args.password_env = args.kty = None
+    try:
+        verdict = probe(_token_key(args))
+    except ByokError as exc:
+        raise _token_error(exc) from None
+    if args.json:
+        print(json.dumps({"token": verdict.token, "mechanism": verdict.mechanism, "exact": verdict.exact,
+                          "pads": verdict.pads, "detail": verdict.detail}, sort_keys=True))
+    else:
+        print(describe_verdict(verdict))
+    return EXIT_OK if verdict.exact else EXIT_MISMATCH
 
 
 def _build_blob(kek_id: str, ciphertext: bytes) -> TransferBlob:
@@ -248,9 +315,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # --- parser --------------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr like every other error (exit status 2)."""
+    """argparse, but a usage error is one line on stderr like every other error (exit status 2), and no
+    abbreviated options: ``--pin 1234`` must not be taken as ``--pin-env 1234`` (and echoed as a variable name)."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments: "):
+            # Only the option names: a value typed by mistake (``--pin 1234``) must not be echoed to logs.
+            names = [word for word in message.split()[2:] if word.startswith("-")]
+            message = f"unrecognized arguments: {' '.join(names) or '(values only)'}"
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
@@ -271,6 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("-o", "--out", required=True, help="output file (not overwritten without --force)")
         command.add_argument("--force", action="store_true", help="overwrite the output file")
 
+    def pkcs11_args(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--pkcs11", metavar="URI", help="target key in a PKCS#11 token, wrapped inside it: "
+                             "pkcs11:token=LABEL;object=KEY (RFC 7512)")
+        command.add_argument("--pkcs11-module", metavar="SO", help="the PKCS#11 module (or module-path in the URI, "
+                             "or $BYOK_PKCS11_MODULE)")
+        command.add_argument("--pin-env", metavar="VAR", help="the token's user PIN is in $VAR (default "
+                             "$BYOK_PKCS11_PIN); never on the command line")
+
     p = add("keygen", cmd_keygen, "generate a TEST target key (real keys come from your HSM/KMS)")
     p.add_argument("--kty", choices=["RSA", "EC", "oct"], default="RSA")
     p.add_argument("--size", type=int, help="RSA: 2048/3072/4096 (default 4096); oct: 128/192/256 bits")
@@ -282,10 +366,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("wrap", cmd_wrap, "wrap a key for a KEK into a .byok transfer blob")
     p.add_argument("--kek-pem", required=True, help="KEK public key PEM (byok kek download)")
     p.add_argument("--kek-id", required=True, help="the KEK's versioned kid")
-    p.add_argument("--key", required=True, help="target key: PEM/DER private key, or raw AES bytes with --kty oct")
+    p.add_argument("--key", help="target key: PEM/DER private key, or raw AES bytes with --kty oct")
     p.add_argument("--password-env", metavar="VAR", help="password of an encrypted key, read from $VAR")
     p.add_argument("--kty", choices=["RSA", "EC", "oct"], help="expected key type (oct: raw AES key file)")
+    pkcs11_args(p)
+    p.add_argument("--public-out", metavar="FILE", help="with --pkcs11: also write the target's public key PEM")
     out(p)
+
+    p = add("pkcs11", lambda a: EXIT_ERROR, "PKCS#11 tokens: test that a token wraps exactly")
+    pkcs11_sub = p.add_subparsers(dest="pkcs11_command", required=True, metavar="ACTION")
+    p = add("probe", cmd_pkcs11_probe, "wrap a throwaway secret in the token, unwrap it here, compare "
+            "(exit 1: the token pads or is broken)", pkcs11_sub)
+    p.add_argument("pkcs11", metavar="URI", help="pkcs11: URI of a key on the token (RFC 7512)")
+    p.add_argument("--pkcs11-module", metavar="SO", help="the PKCS#11 module (or module-path in the URI, or "
+                   "$BYOK_PKCS11_MODULE)")
+    p.add_argument("--pin-env", metavar="VAR", help="the user PIN is in $VAR (default $BYOK_PKCS11_PIN)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
     p = add("blob", cmd_blob, "package ciphertext wrapped elsewhere (KMS/HSM, CKM_RSA_AES_KEY_WRAP) as .byok")
     p.add_argument("--kek-id", required=True, help="the KEK's versioned kid")

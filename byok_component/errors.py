@@ -11,6 +11,7 @@ __all__ = [
     "KekError",
     "BlobError",
     "UnwrapError",
+    "TokenError",
     "VaultError",
     "VaultAuthError",
     "VaultPermissionError",
@@ -61,6 +62,11 @@ class BlobError(InputError):
 # --- cryptographic failure ------------------------------------------------------------------------
 class UnwrapError(ByokError):
     """Ciphertext does not open under the given KEK (OAEP or KWP integrity failure)."""
+
+
+# --- a PKCS#11 token -------------------------------------------------------------------------------
+class TokenError(ByokError):
+    """A PKCS#11 module or token cannot be used: not found, login refused, mechanism missing, or unsafe."""
 
 
 # --- the vault said no --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from .keys import (AES_KEY_ENCODINGS, OCT_SIZES, AesKeyEncoding, KeyType, Public
 from .unknown import is_unknown
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .pkcs11 import TokenKey
     from .props import KeyProps
 
 __all__ = ["Material", "public_material", "load_material", "agree", "key_encoding", "WRAPPED_FINGERPRINT_PREFIX",
@@ -130,11 +131,40 @@ def _wrapped_oct_info(ciphertext: bytes) -> PublicKeyInfo:
 
 @dataclass(frozen=True, slots=True)
 class Material:
-    """Key material ready to import: its public description and either the private key or the ciphertext."""
+    """Key material ready to import: its public description and the private key, the ciphertext, or the token
+    key that is wrapped inside its token once the KEK is known (``pkcs11.wrap_in_token``)."""
 
     public: PublicKeyInfo
     target: TargetKey | None = field(default=None, repr=False)
     ciphertext: bytes | None = field(default=None, repr=False)
+    token: "TokenKey | None" = field(default=None, repr=False)
+
+
+_TOKEN_PROPS = ("pkcs11_uri", "pkcs11_module", "pkcs11_pin")
+
+
+def _token_key(p: Mapping[str, Any]) -> "TokenKey":
+    from .pkcs11 import TokenKey
+    if p.get("key_file") or p.get("wrapped_key_file") or p.get("key_password") or p.get("key_encoding"):
+        raise InputError("give pkcs11_uri or key_file/wrapped_key_file, not both", input="pkcs11_uri")
+    return TokenKey.from_inputs(p.get("pkcs11_uri"), p.get("pkcs11_module"), p.get("pkcs11_pin"))
+
+
+def _token_public(p: Mapping[str, Any], key_type: KeyType | None) -> PublicKeyInfo:
+    """A token key's public facts: public_key_file when given (previews need no token), else the token's."""
+    from .pkcs11 import preflight, public_info
+    key = _token_key(p)
+    if p.get("public_key_file"):
+        if key_type == "oct":
+            raise InputError("an AES (oct) key has no public key; leave public_key_file out", input="public_key_file")
+        return _load_public(p.get("public_key_file"))
+    try:  # with a PIN at hand, a token that would get this key wrong is refused in the preview already
+        return preflight(key) if key.has_pin() else public_info(key)
+    except ByokError as exc:
+        if exc.input in ("pkcs11_module", "pkcs11_uri"):
+            raise type(exc)(f"{exc.reason} (for previews without the token give public_key_file)",
+                            input=exc.input) from None
+        raise
 
 
 def public_material(p: Mapping[str, Any], *, kek_id: str | None = None,
@@ -144,6 +174,11 @@ def public_material(p: Mapping[str, Any], *, kek_id: str | None = None,
     With ``public_key_file`` beside ``key_file`` only the public file is needed; if ``key_file`` is there and
     readable too, its public half must match.
     """
+    if p.get("pkcs11_uri"):
+        return _token_public(p, key_type)
+    for name in _TOKEN_PROPS[1:]:
+        if p.get(name):
+            raise InputError("applies only with pkcs11_uri", input=name)
     key_file, wrapped = p.get("key_file"), p.get("wrapped_key_file")
     public_file, password = p.get("public_key_file"), p.get("key_password")
     encoding = key_encoding(p.get("key_encoding"))
@@ -185,20 +220,31 @@ def _only_key_file(password: object, encoding: AesKeyEncoding | None) -> None:
         raise InputError("applies only to key_file (wrapped_key_file is ciphertext)", input="key_encoding")
 
 
-def _same_public(private: PublicKeyInfo, public: PublicKeyInfo) -> None:
+def _same_public(private: PublicKeyInfo, public: PublicKeyInfo, private_input: str = "key_file") -> None:
     if private.fingerprint != public.fingerprint:
         raise KeyMaterialError(
-            f"does not match key_file: key_file holds {private.kty} key {private.fingerprint}, public_key_file "
-            f"holds {public.kty} key {public.fingerprint}", input="public_key_file")
+            f"does not match {private_input}: {private_input} holds {private.kty} key {private.fingerprint}, "
+            f"public_key_file holds {public.kty} key {public.fingerprint}", input="public_key_file")
 
 
 def load_material(p: KeyProps) -> Material:
     """Everything ``create``/``update`` import: reads ``key_file`` (it must match ``public_key_file``) or the
-    wrapped ciphertext. Raises InputError naming the property at fault.
+    wrapped ciphertext, or finds the key in its token. Raises InputError naming the property at fault.
 
     Unlike previews, an RSA key_file's primes are tested here (OpenSSL, once per key and process): a composite p
     would otherwise be found only by the vault, with a misleading message.
     """
+    if p.pkcs11_uri:
+        from .pkcs11 import public_info
+        props = {"pkcs11_uri": p.pkcs11_uri, "pkcs11_module": p.pkcs11_module, "pkcs11_pin": p.pkcs11_pin,
+                 "key_file": p.key_file, "wrapped_key_file": p.wrapped_key_file, "key_password": p.key_password,
+                 "key_encoding": p.key_encoding}
+        key = _token_key(props)
+        public = public_info(key)
+        if p.public_key_file:
+            _same_public(public, _load_public(p.public_key_file), private_input="pkcs11_uri")
+        agree(public, p.declared_key_type, p.declared_curve)
+        return Material(public, token=key)
     if p.wrapped_key_file:  # the same refusals as check's public_material: create never takes what check refuses
         if p.key_file:
             raise InputError("give key_file or wrapped_key_file, not both", input="wrapped_key_file")

@@ -33,9 +33,9 @@ __all__ = [
 INPUTS: tuple[str, ...] = (
     "vault_url", "key_name", "kek_id", "key_file", "key_password", "wrapped_key_file", "public_key_file",
     "key_type", "curve", "key_ops", "enabled", "not_before", "expires_on", "tags", "purge_on_delete",
-    "adopt_existing", "key_encoding",
+    "adopt_existing", "key_encoding", "pkcs11_uri", "pkcs11_module", "pkcs11_pin",
 )
-SECRET_INPUTS: tuple[str, ...] = ("key_password",)
+SECRET_INPUTS: tuple[str, ...] = ("key_password", "pkcs11_pin")
 # Added to the checked inputs by ``check`` from the key material (public facts only).
 DERIVED: tuple[str, ...] = ("fingerprint", "key_type", "key_size", "curve", "public_key_pem")
 # Outputs: every input but the secret ones, the derived facts, and what only the vault knows.
@@ -48,7 +48,8 @@ NEW_VERSION_ON: tuple[str, ...] = ("fingerprint",)              # other material
 PATCH_ON: tuple[str, ...] = ("key_ops", "enabled", "not_before", "expires_on", "tags")  # PATCH in place
 OUTPUT_ONLY: tuple[str, ...] = ("purge_on_delete",)             # no vault call, but delete reads it from state
 IGNORED: tuple[str, ...] = ("kek_id", "key_file", "key_password", "wrapped_key_file", "public_key_file",
-                            "adopt_existing", "key_type", "curve", "key_size", "public_key_pem", "key_encoding")
+                            "adopt_existing", "key_type", "curve", "key_size", "public_key_pem", "key_encoding",
+                            "pkcs11_uri", "pkcs11_module", "pkcs11_pin")
 
 # What each target type can do in Key Vault; "import" is for KEKs only and "export" needs a release policy.
 KEY_OPS_BY_TYPE: dict[str, tuple[str, ...]] = {
@@ -239,8 +240,8 @@ def check(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Check:
     declared_curve = run("curve", _curve, news.get("curve")) if known("curve") else None
     kty_hint = None if declared_kty is _FAILED else declared_kty
     preview_path = bool(news.get("public_key_file")) and not news.get("wrapped_key_file")
-    needed = ["wrapped_key_file", "public_key_file", "key_encoding"] + (
-        [] if preview_path else ["key_file", "key_password"])
+    needed = ["wrapped_key_file", "public_key_file", "key_encoding", "pkcs11_uri"] + (
+        [] if preview_path else ["key_file", "key_password", "pkcs11_module", "pkcs11_pin"])
     public: PublicKeyInfo | None = None
     if all(known(p) for p in needed):
         value = run("key_file", public_material, news, kek_id=kek_id, key_type=kty_hint)
@@ -299,7 +300,7 @@ def check(olds: Mapping[str, Any], news: Mapping[str, Any]) -> Check:
 
 
 _MATERIAL_PROPS = ("key_file", "wrapped_key_file", "public_key_file", "key_password", "key_type", "curve",
-                   "key_encoding")
+                   "key_encoding", "pkcs11_uri", "pkcs11_module", "pkcs11_pin")
 
 
 def _dedupe(failures: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -340,6 +341,9 @@ class KeyProps:
     purge_on_delete: bool
     adopt_existing: bool
     fingerprint: str | None
+    pkcs11_uri: str | None = None
+    pkcs11_module: str | None = None
+    pkcs11_pin: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_inputs(cls, props: Mapping[str, Any]) -> "KeyProps":
@@ -368,6 +372,9 @@ class KeyProps:
             purge_on_delete=_bool(props.get("purge_on_delete"), "purge_on_delete", False),
             adopt_existing=_bool(props.get("adopt_existing"), "adopt_existing", False),
             fingerprint=_str(props.get("fingerprint"), "fingerprint"),
+            pkcs11_uri=_str(props.get("pkcs11_uri"), "pkcs11_uri"),
+            pkcs11_module=_str(props.get("pkcs11_module"), "pkcs11_module"),
+            pkcs11_pin=_str(props.get("pkcs11_pin"), "pkcs11_pin"),
         )
 
     @property
@@ -383,7 +390,8 @@ class KeyProps:
             "enabled": self.enabled,
             "not_before": rfc3339.format(self.not_before), "expires_on": rfc3339.format(self.expires_on),
             "tags": dict(self.tags), "purge_on_delete": self.purge_on_delete,
-            "adopt_existing": self.adopt_existing,
+            "adopt_existing": self.adopt_existing, "pkcs11_uri": self.pkcs11_uri,
+            "pkcs11_module": self.pkcs11_module,
         }
         return out
 

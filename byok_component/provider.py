@@ -247,7 +247,11 @@ def _import(kv: "KeyClient", p: P.KeyProps, material: P.Material, current: "Vaul
     from . import vault
 
     kek = vault.fetch_kek(p.kek_id)
-    if material.target is not None:
+    if material.token is not None:  # wrapped inside the token: the key never exists here in clear
+        from .pkcs11 import wrap_in_token
+        ciphertext = wrap_in_token(material.token, kek.public_key,
+                                   expected_fingerprint=material.public.fingerprint).ciphertext
+    elif material.target is not None:
         ciphertext = wrap(kek.public_key, material.target.wrapping_plaintext())
     else:
         assert material.ciphertext is not None

@@ -22,7 +22,8 @@ OUTPUT_NAMES: tuple[str, ...] = ("kid", "version", "key_type", "key_size", "curv
 class KeyMaterialArgs:
     """A key's material and properties, shared by ``ByokKeyArgs`` and ``ByokVault``'s ``ByokKeySpec``.
 
-    Give ``key_file`` (+ ``key_password``), or ``wrapped_key_file`` + ``public_key_file``.
+    Give ``key_file`` (+ ``key_password``), or ``wrapped_key_file`` + ``public_key_file``, or ``pkcs11_uri``
+    (+ ``pkcs11_module``, ``pkcs11_pin``) for a key that is wrapped inside its PKCS#11 token.
     ``public_key_file`` beside ``key_file`` lets previews run without the private key (recommended for PR runners).
     """
 
@@ -41,6 +42,10 @@ class KeyMaterialArgs:
     tags: Optional[pulumi.Input[Mapping[str, pulumi.Input[str]]]] = None
     purge_on_delete: Optional[pulumi.Input[bool]] = None
     adopt_existing: Optional[pulumi.Input[bool]] = None
+    # A key in a PKCS#11 token, wrapped inside it (RFC 7512 URI; module path; PIN, a secret, or $BYOK_PKCS11_PIN).
+    pkcs11_uri: Optional[pulumi.Input[str]] = None
+    pkcs11_module: Optional[pulumi.Input[str]] = None
+    pkcs11_pin: Optional[pulumi.Input[str]] = None
 
     def material_args(self) -> dict[str, Any]:
         """The shared fields only (what a ByokKeySpec hands to its ByokKey)."""
@@ -78,6 +83,8 @@ class ByokKey(Resource, module="byok", name="ByokKey"):
     tags: pulumi.Output[dict[str, str]]
     purge_on_delete: pulumi.Output[bool]
     adopt_existing: pulumi.Output[bool]
+    pkcs11_uri: pulumi.Output[Optional[str]]
+    pkcs11_module: pulumi.Output[Optional[str]]
     # From the material and the vault.
     kid: pulumi.Output[str]
     version: pulumi.Output[str]
@@ -97,4 +104,6 @@ class ByokKey(Resource, module="byok", name="ByokKey"):
         if args.key_password is not None:
             # Stored encrypted in state like any secret input; the provider never echoes it.
             props["key_password"] = pulumi.Output.secret(args.key_password)
+        if args.pkcs11_pin is not None:
+            props["pkcs11_pin"] = pulumi.Output.secret(args.pkcs11_pin)
         super().__init__(ByokKeyProvider(), resource_name, props, opts)
