@@ -136,16 +136,30 @@ _default_credential: Any = None
 _credential_lock = threading.Lock()
 
 
-def _credential() -> Any:
+def _credential(vault_url: str) -> Any:
+    """The credential for ``vault_url``: the token file when BYOK_ACCESS_TOKEN_FILE is set, else Azure's.
+
+    A loopback vault never gets DefaultAzureCredential. Key Vault's challenge check (the 401 must name a resource
+    the vault's host belongs to) cannot hold on 127.0.0.1, so it is off there, and whatever listens on a loopback
+    port could name any resource in its challenge (https://management.azure.com) and be handed a real Azure token
+    for it. A loopback vault is the local test double, which has its own token file.
+    """
     token_file = os.environ.get(ENV_TOKEN_FILE)
     if token_file:
         return _TokenFileCredential(token_file)
+    if _is_loopback(vault_url):
+        raise VaultAuthError(f"{vault_url} is a loopback (local) vault: set {ENV_TOKEN_FILE} to its token file; "
+                             "Azure credentials are never sent to a loopback address", input=ENV_TOKEN_FILE)
     global _default_credential
     with _credential_lock:  # one DefaultAzureCredential per process: it caches tokens
         if _default_credential is None:
             from azure.identity import DefaultAzureCredential
             _default_credential = DefaultAzureCredential()
         return _default_credential
+
+
+def _is_loopback(vault_url: str) -> bool:
+    return (urlsplit(vault_url).hostname or "") in LOOPBACK_HOSTS
 
 
 _clients: "OrderedDict[tuple[Any, ...], KeyClient]" = OrderedDict()
@@ -171,7 +185,7 @@ def client(vault_url: str) -> "KeyClient":
         if kv is not None:
             _clients.move_to_end(key)
             return kv
-    kv = KeyClient(url, _credential(), **options)
+    kv = KeyClient(url, _credential(url), **options)
     with _clients_lock:
         kv = _clients.setdefault(key, kv)
         _clients.move_to_end(key)
@@ -181,10 +195,10 @@ def client(vault_url: str) -> "KeyClient":
 
 
 def _client_options(url: str) -> dict[str, Any]:
-    host = urlsplit(url).hostname or ""
     options: dict[str, Any] = {
-        # A local vault on loopback cannot be *.vault.azure.net; the challenge check only makes sense on Azure.
-        "verify_challenge_resource": host not in LOOPBACK_HOSTS,
+        # A local vault on loopback cannot be *.vault.azure.net, so the challenge check is off there only: a
+        # loopback vault gets nothing but its token file's token (_credential). Everywhere else it stays on.
+        "verify_challenge_resource": not _is_loopback(url),
         "retry_total": 6, "retry_status": 6, "retry_backoff_factor": 0.8, "retry_backoff_max": 30,
         "read_timeout": settings().timeout_seconds, "connection_timeout": 10,
     }
@@ -207,6 +221,9 @@ def _map_error(exc: Exception, what: str) -> ByokError:
 
     if isinstance(exc, ByokError):
         return exc
+    if isinstance(exc, ValueError) and "challenge resource" in str(exc):  # azure-keyvault-keys' challenge check
+        return VaultAuthError(f"{what}: the vault's 401 challenge names a resource its host does not belong to; "
+                              "no token was sent (is this URL really a Key Vault?)")
     if isinstance(exc, ServiceRequestError):  # nothing was sent
         return VaultError(f"{what}: could not reach the vault ({type(exc).__name__}: {_one_line(exc.message)})")
     if isinstance(exc, ServiceResponseError):  # sent, but the answer was lost or late: it may have been applied
@@ -521,7 +538,7 @@ def sign_digest(kid: str, algorithm: str, digest: bytes) -> bytes:
     from azure.keyvault.keys.crypto import CryptographyClient
 
     parsed = KeyId.parse(kid, versioned=True, input="kid")
-    crypto = CryptographyClient(kid, _credential(), **_client_options(parsed.vault_url))
+    crypto = CryptographyClient(kid, _credential(parsed.vault_url), **_client_options(parsed.vault_url))
     return _call(f"sign with {parsed.name}", lambda: crypto.sign(algorithm, digest).signature)
 
 

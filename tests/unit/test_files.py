@@ -115,7 +115,7 @@ def test_a_fifo_token_file_fails_at_once(fifo: Path, monkeypatch: pytest.MonkeyP
     from byok_component import vault
 
     monkeypatch.setenv(vault.ENV_TOKEN_FILE, str(fifo))
-    credential = vault._credential()  # noqa: SLF001 - the credential the clients use
+    credential = vault._credential("https://127.0.0.1:8443")  # noqa: SLF001 - what the clients use
     with pytest.raises(VaultAuthError) as info:
         _within(lambda: credential.get_token("https://vault.azure.net/.default"), release=fifo)
     assert "BYOK_ACCESS_TOKEN_FILE" in str(info.value) and "not a regular file" in str(info.value)
