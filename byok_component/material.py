@@ -8,7 +8,6 @@ declared type and curve. ``check`` uses ``public_material`` in every preview; ``
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
@@ -16,9 +15,10 @@ from typing import TYPE_CHECKING, Any, Mapping
 from .blob import TransferBlob
 from .errors import BlobError, ByokError, InputError, KeyMaterialError
 from .files import MAX_INPUT_BYTES, read_input
-from .keys import (AES_KEY_ENCODINGS, OCT_SIZES, AesKeyEncoding, KeyType, PublicKeyInfo, TargetKey, b64url,
+from .keys import (AES_KEY_ENCODINGS, OCT_SIZES, AesKeyEncoding, KeyType, PublicKeyInfo, TargetKey,
                    guess_aes_text, is_text, load_public_key, load_target_key)
 from .unknown import is_unknown
+from .verify import ciphertext_digest
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pkcs11 import TokenKey
@@ -125,7 +125,7 @@ def _wrapped_oct_info(ciphertext: bytes) -> PublicKeyInfo:
     if bits is None:
         raise KeyMaterialError(f"holds {len(ciphertext)} bytes, which is not a wrapped 128/192/256-bit AES key "
                                "under a 2048/3072/4096-bit KEK", input="wrapped_key_file")
-    fingerprint = WRAPPED_FINGERPRINT_PREFIX + b64url(hashlib.sha256(ciphertext).digest())
+    fingerprint = WRAPPED_FINGERPRINT_PREFIX + ciphertext_digest(ciphertext)
     return PublicKeyInfo("oct", bits, None, fingerprint, None, ())
 
 

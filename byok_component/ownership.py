@@ -22,12 +22,15 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from . import verify
+
 __all__ = ["OWNER_TAG", "RESERVED_TAGS", "OWNER_OUTPUT", "MAX_USER_TAGS", "new_marker", "marker_of", "user_tags",
            "vault_tags", "Verdict", "may_remove", "warn"]
 
 OWNER_TAG = "byok-owner"
 # Every tag name the provider writes onto a key version (one list, shared by all resources of this package).
-RESERVED_TAGS: tuple[str, ...] = (OWNER_TAG,)
+# With verify.py's tags on versions imported from wrapped_key_file (byok-ciphertext-sha256, byok-unverified).
+RESERVED_TAGS: tuple[str, ...] = (OWNER_TAG, *verify.RESERVED)
 OWNER_OUTPUT = "owner"
 _VAULT_MAX_TAGS = 15  # about-keys-details.md: a key version holds at most 15 tags
 MAX_USER_TAGS = _VAULT_MAX_TAGS - len(RESERVED_TAGS)

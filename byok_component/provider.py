@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider,
                             UpdateResult)
 
-from . import ownership
+from . import ownership, verify
 from . import props as P
 from . import rfc3339
 from .blob import TransferBlob
@@ -70,11 +70,12 @@ class ByokKeyProvider(ResourceProvider):
             material = P.load_material(p)
             kv = vault.client(p.vault_url)
             existing = vault.get_key(kv, p.key_name)
+            settled = _settle(kv, p, existing, material.public, material.ciphertext) if existing else None
             if existing is None:
                 # A soft-deleted name needs no extra GET: the import's 409 says so (KeyDeletedError).
                 found = _import(kv, p, material, existing, marker)
-            elif _holds(kv, existing, material):
-                found = _patch(kv, p, existing, material.public.kty, marker)  # adopt: no new version
+            elif settled is not None or _holds(kv, existing, material):
+                found = _patch(kv, p, settled or existing, material.public.kty, marker)  # adopt: no new version
             elif p.adopt_existing:
                 found = _import(kv, p, material, existing, marker)
             else:
@@ -104,6 +105,10 @@ class ByokKeyProvider(ResourceProvider):
                                           input="key_name")
                 material = P.load_material(p)
                 return UpdateResult(_outputs(p, _import(kv, p, material, current, marker), material.public, marker))
+            if verify.unverified(current):  # a wrapped version an earlier run imported but did not make live
+                declared = P.public_material(news, kek_id=p.kek_id, key_type=p.declared_key_type)
+                ciphertext = P.load_material(p).ciphertext if p.wrapped_key_file else None
+                current = _settle(kv, p, current, declared, ciphertext) or current
             wanted = p.fingerprint or P.public_material(news, kek_id=p.kek_id,
                                                        key_type=p.declared_key_type).fingerprint
             if current.public is not None:
@@ -132,7 +137,10 @@ class ByokKeyProvider(ResourceProvider):
 
         vault_url, key_name = _where(id_, props)
         with _context("read", P.key_id(vault_url, key_name)):
-            current = vault.get_key(vault.client(vault_url), key_name)
+            kv = vault.client(vault_url)
+            current = vault.get_key(kv, key_name)
+            if current is not None:  # a wrapped version that was never verified is not recorded (verify.py)
+                current = verify.live_version(kv, current)
             if current is None:
                 return ReadResult("", {})
             verdict = ownership.may_remove(ownership.marker_of(props), current.tags)
@@ -220,9 +228,23 @@ def _holds(kv: "KeyClient", existing: "VaultKey", material: P.Material) -> bool:
 
     if existing.public is not None:
         return existing.public.fingerprint == material.public.fingerprint
+    if material.ciphertext is not None and verify.made_from(existing, material.ciphertext):
+        return True  # a wrapped AES key: the version records the ciphertext it was made from
     if material.target is None or material.target.kty != "oct":
         return False  # an AES key wrapped elsewhere: we never see it, so it cannot be compared
     return vault.holds_aes_key(kv, existing, material.target.wrapping_plaintext()) is True
+
+
+def _settle(kv: "KeyClient", p: P.KeyProps, vk: "VaultKey", declared: PublicKeyInfo,
+            ciphertext: bytes | None) -> "VaultKey | None":
+    """A version an earlier run imported disabled and did not make live (verify.py): made live now if it holds
+    the declared material, refused again (raises) if it was made from this ciphertext and does not; None when
+    it has nothing to do with these inputs (or is verified)."""
+    if not verify.unverified(vk):
+        return None
+    if vk.fingerprint == declared.fingerprint or (ciphertext is not None and verify.made_from(vk, ciphertext)):
+        return verify.settle(kv, vk, declared, enabled=p.enabled, source="public_key_file")
+    return None
 
 
 def _oct_public(state: Mapping[str, Any], version: str) -> PublicKeyInfo | None:
@@ -242,7 +264,8 @@ def _import(kv: "KeyClient", p: P.KeyProps, material: P.Material, current: "Vaul
     """Wrap (or take the ciphertext wrapped elsewhere), import as a new version, confirm the public key.
 
     ``current`` is what the vault held before (None: nothing); a soft-deleted name is refused with the way out.
-    The new version carries the user's tags and the owner ``marker``.
+    The new version carries the user's tags and the owner ``marker``. Ciphertext wrapped elsewhere (RSA/EC) is
+    imported disabled and made live only once its public key matches ``public_key_file`` (verify.py).
     """
     from . import vault
 
@@ -262,13 +285,21 @@ def _import(kv: "KeyClient", p: P.KeyProps, material: P.Material, current: "Vaul
             raise InputError(f"{exc.reason} — it was not wrapped by {kek.kid}", input="wrapped_key_file") from None
     public = material.public
     checkable = public.kty in ("RSA", "EC")
+    tags = ownership.vault_tags(p.tags, marker)
+    wrapped = material.ciphertext is not None
+    if wrapped:  # imported disabled, compared, then made live (verify.py); recognised by its ciphertext digest
+        tags = verify.pending_tags(tags, ciphertext, checkable=checkable)
     try:
         found = vault.import_blob(
             kv, p.key_name, TransferBlob.build(kek.kid, ciphertext), kty=public.kty, curve=public.curve,
-            key_ops=_ops(p, public.kty), enabled=p.enabled, not_before=p.not_before, expires_on=p.expires_on,
-            tags=ownership.vault_tags(p.tags, marker), expected_fingerprint=public.fingerprint if checkable else None, current=current)
+            key_ops=_ops(p, public.kty), enabled=p.enabled and not (wrapped and checkable), not_before=p.not_before,
+            expires_on=p.expires_on, tags=tags, current=current,
+            expected_fingerprint=public.fingerprint if checkable and not wrapped else None,
+            expected_tags={verify.CIPHERTEXT_TAG: tags[verify.CIPHERTEXT_TAG]} if wrapped else None)
     except KeyDeletedError:
         raise KeyDeletedError(_deleted_message(p), input="key_name") from None
+    if wrapped and checkable:
+        return verify.settle(kv, found, public, enabled=p.enabled, source="public_key_file")
     if checkable and found.fingerprint != public.fingerprint:
         raise KeyConflictError(
             f"the vault holds version {found.version} with public key {found.fingerprint}, not the expected "

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "VaultKey", "Kek", "client", "fetch_kek", "get_key", "is_deleted", "import_blob", "update_properties",
     "get_deleted_key", "delete", "create_kek", "recover", "purge", "clear_kek_cache", "settings", "Settings", "holds_aes_key",
-    "ENV_CA_BUNDLE", "ENV_TOKEN_FILE", "pointed_at",
+    "ENV_CA_BUNDLE", "ENV_TOKEN_FILE", "pointed_at", "newest_version",
 ]
 
 ENV_CA_BUNDLE = "BYOK_CA_BUNDLE"
@@ -325,6 +325,22 @@ def get_deleted_key(kv: "KeyClient", name: str) -> VaultKey | None:
         return None
 
 
+def newest_version(kv: "KeyClient", name: str, wanted: Callable[[Mapping[str, str]], bool]) -> VaultKey | None:
+    """The newest version of ``name`` whose tags satisfy ``wanted`` (one list, one GET), or None."""
+    def listed() -> list[Any]:
+        return list(kv.list_properties_of_key_versions(name))
+
+    try:
+        versions = _call(f"list versions of key {name}", listed)
+    except KeyNotFoundError:
+        return None
+    chosen = [v for v in versions if v.version and wanted(dict(v.tags or {}))]
+    if not chosen:
+        return None
+    newest = max(chosen, key=lambda v: (v.created_on is not None, v.created_on))
+    return get_key(kv, name, newest.version)
+
+
 def is_deleted(kv: "KeyClient", name: str) -> bool:
     """Whether ``name`` is soft-deleted (recoverable or purgeable)."""
     try:
@@ -395,12 +411,13 @@ def import_blob(kv: "KeyClient", name: str, blob: TransferBlob, *, kty: str, cur
                 key_ops: Sequence[str] | None = None, enabled: bool | None = None,
                 not_before: datetime | None = None, expires_on: datetime | None = None,
                 tags: Mapping[str, str] | None = None, expected_fingerprint: str | None = None,
-                current: VaultKey | None | object = _UNKNOWN) -> VaultKey:
+                current: VaultKey | None | object = _UNKNOWN, expected_tags: Mapping[str, str] | None = None,
+                ) -> VaultKey:
     """Import a transfer blob as a new version of ``name`` (PUT /keys/{name}, kty ``{kty}-HSM``).
 
     azure-core's own retries are off for this PUT: after a dropped connection, a timeout or a 5xx the
-    vault is asked whether the import landed (a new current version, with ``expected_fingerprint`` when
-    given) before anything is re-sent. 429s are retried after Retry-After. ``current`` is what the caller
+    vault is asked whether the import landed (a new current version, with ``expected_fingerprint`` and
+    ``expected_tags`` when given) before anything is re-sent. 429s are retried after Retry-After. ``current`` is what the caller
     already read of ``name`` (a VaultKey, or None when absent), which saves one GET.
     """
     from azure.keyvault.keys import JsonWebKey
@@ -425,7 +442,8 @@ def import_blob(kv: "KeyClient", name: str, blob: TransferBlob, *, kty: str, cur
                 raise
             landed = get_key(kv, name)
             if landed is not None and landed.version != before_version and (
-                    expected_fingerprint is None or landed.fingerprint == expected_fingerprint):
+                    expected_fingerprint is None or landed.fingerprint == expected_fingerprint) and all(
+                    landed.tags.get(k) == v for k, v in (expected_tags or {}).items()):
                 return landed  # the import committed; the response was lost
             if attempt == cfg.import_attempts:
                 raise

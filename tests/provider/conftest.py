@@ -66,6 +66,18 @@ def on_vault(monkeypatch: pytest.MonkeyPatch) -> Callable[["LocalVault"], "Local
     return use
 
 
+@pytest.fixture
+def premium(on_vault: Callable[["LocalVault"], "LocalVault"], premium_vault: "LocalVault") -> "LocalVault":
+    """The premium local vault, with the provider pointed at it."""
+    return on_vault(premium_vault)
+
+
+@pytest.fixture
+def hsm(on_vault: Callable[["LocalVault"], "LocalVault"], hsm_vault: "LocalVault") -> "LocalVault":
+    """The Managed HSM local vault, with the provider pointed at it."""
+    return on_vault(hsm_vault)
+
+
 def _kek(vault: "LocalVault", sdk: Callable[["LocalVault"], "KeyClient"], size: int) -> str:
     key = sdk(vault).create_rsa_key(f"kek-{size}-{secrets.token_hex(3)}", size=size, hardware_protected=True,
                                     key_operations=["import"])

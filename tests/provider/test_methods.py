@@ -18,17 +18,8 @@ from byok_component.errors import ByokError, InputError, KekError, KeyConflictEr
 from byok_component.keys import load_target_key
 from byok_component.wrap import wrap
 from tests.provider.conftest import with_tokens
+from tests.provider.vaultstate import held
 from tests.secretscan import assert_no_secrets
-
-
-@pytest.fixture
-def premium(on_vault: Callable[..., Any], premium_vault: Any) -> Any:
-    return on_vault(premium_vault)
-
-
-@pytest.fixture
-def hsm(on_vault: Callable[..., Any], hsm_vault: Any) -> Any:
-    return on_vault(hsm_vault)
 
 
 @pytest.fixture
@@ -146,10 +137,13 @@ def test_wrapped_key_file_raw_and_byok(provider, premium, kek_id, keys, checked,
                                               public_key_file=keys["ec"].public))).outs
         assert outs["fingerprint"] == keys["ec"].info.fingerprint
         clean(outs)
-    # Ciphertext of other material than public_key_file describes: the vault's answer gives it away.
-    with pytest.raises(KeyConflictError, match="does not hold the material"):
-        provider.create(checked(**base(premium, kek_id, name(), wrapped_key_file=str(raw),
+    # Ciphertext of other material than public_key_file describes: refused, and the vault is inspected
+    # afterwards (nothing live, nothing recorded, no second import) in tests/provider/test_wrapped_verify.py.
+    key_name = name()
+    with pytest.raises(KeyConflictError, match="holds other key material than public_key_file"):
+        provider.create(checked(**base(premium, kek_id, key_name, wrapped_key_file=str(raw),
                                        public_key_file=keys["ec2"].public)))
+    assert held(sdk(premium), key_name).enabled is False
 
 
 # --- update ----------------------------------------------------------------------------------------------------------
