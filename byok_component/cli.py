@@ -305,7 +305,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_local_vault_serve(args: argparse.Namespace) -> int:
     from .localvault.serve import main as serve_main
-    return serve_main(args.data, args.port, args.sku, args.faults)
+    return serve_main(args.data, args.port, args.sku, args.faults, args.behaviour)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -432,6 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="port (default: any free port)")
     p.add_argument("--sku", choices=["premium", "standard", "managedhsm"], default="premium")
     p.add_argument("--faults", metavar="FILE", help="fault-injection JSON (tests)")
+    p.add_argument("--behaviour", metavar="FILE",
+                   help="Azure behaviours JSON: purge protection, RBAC propagation, asynchronous deletion (tests)")
 
     p = add("demo", cmd_demo, "the whole BYOK flow on an embedded local vault")
     p.add_argument("--keep", action="store_true", help="keep the demo directory")

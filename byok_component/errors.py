@@ -74,9 +74,10 @@ class VaultError(ByokError):
     """A Key Vault request failed; the message carries Azure's code and message, never a token."""
 
     def __init__(self, message: str, *, input: str | None = None, status: int | None = None,
-                 code: str | None = None) -> None:  # noqa: A002
+                 code: str | None = None, inner: str | None = None) -> None:  # noqa: A002
         self.status = status
         self.code = code
+        self.inner = inner  # Azure's innererror code (ForbiddenByRbac, ObjectIsBeingDeleted, ...)
         super().__init__(message, input=input)
 
 

@@ -1,15 +1,20 @@
 """Key Vault data-plane adapter over azure-keyvault-keys: the only module that talks to a vault.
 
-It maps Azure's errors onto our tree, configures azure-core's retries (429/5xx with Retry-After), waits
-out RBAC propagation (403 right after a role assignment) for a bounded time, and makes imports safe to
-retry: an import is never blindly re-sent after an ambiguous failure — the vault is asked first whether
-the import already landed, so a retry never makes a duplicate version.
+It maps Azure's errors onto our tree (refusals.py says what each means) and waits, with bounded exponential
+backoff (backoff.py), on exactly the refusals that go away by themselves: 429 with or without Retry-After on
+every method, POSTs included; 403 ForbiddenByRbac while a role assignment propagates (up to 10 minutes by
+default, progress logged); 409 ObjectIsBeingDeleted/ObjectIsBeingRecovered. Every other 403 fails at once
+with its remedy. Delete, purge and recover wait until the vault shows them complete. Imports are safe to
+retry: an import is never blindly re-sent after an ambiguous failure — the vault is asked first whether the
+import already landed, so a retry never makes a duplicate version (a 429 was not processed, so it is re-sent).
 
 The Azure SDK is imported lazily: previews (check/diff) never load it.
 """
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
 import random
 import threading
@@ -23,6 +28,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence, Ty
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from . import refusals
+from .backoff import Backoff, Waiter
 from .blob import TransferBlob
 from .files import read_input
 from .errors import (ByokError, InputError, KekError, KeyConflictError, KeyDeletedError, KeyNotFoundError,
@@ -36,9 +43,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "VaultKey", "Kek", "client", "fetch_kek", "get_key", "is_deleted", "import_blob", "update_properties",
-    "get_deleted_key", "delete", "create_kek", "recover", "purge", "clear_kek_cache", "settings", "Settings", "holds_aes_key",
-    "ENV_CA_BUNDLE", "ENV_TOKEN_FILE", "pointed_at", "newest_version",
+    "get_deleted_key", "delete", "create_kek", "recover", "purge", "clear_kek_cache", "settings", "Settings",
+    "holds_aes_key", "ENV_CA_BUNDLE", "ENV_TOKEN_FILE", "pointed_at", "newest_version", "Deleted",
 ]
+
+log = logging.getLogger("byok_component.vault")
 
 ENV_CA_BUNDLE = "BYOK_CA_BUNDLE"
 ENV_TOKEN_FILE = "BYOK_ACCESS_TOKEN_FILE"
@@ -46,9 +55,9 @@ ENV_RBAC_WAIT = "BYOK_RBAC_WAIT_SECONDS"
 ENV_TIMEOUT = "BYOK_HTTP_TIMEOUT_SECONDS"
 ENV_IMPORT_ATTEMPTS = "BYOK_IMPORT_ATTEMPTS"
 _MAX_TOKEN_BYTES = 64 * 1024  # an Entra ID access token is a few KB
-
-CRYPTO_OFFICER_HINT = ("the principal needs the 'Key Vault Crypto Officer' role on the vault "
-                       "('Managed HSM Crypto User' on a Managed HSM)")
+ENV_THROTTLE_WAIT = "BYOK_THROTTLE_WAIT_SECONDS"
+ENV_PENDING_WAIT = "BYOK_PENDING_WAIT_SECONDS"
+ENV_BACKOFF_BASE = "BYOK_BACKOFF_BASE_SECONDS"
 
 T = TypeVar("T")
 _UNKNOWN = object()  # "not read yet", distinct from None ("read: absent")
@@ -58,10 +67,20 @@ _UNKNOWN = object()  # "not read yet", distinct from None ("read: absent")
 class Settings:
     """Knobs read from the environment at call time (never stored in state)."""
 
-    rbac_wait_seconds: float = 120.0  # how long a 403 may be RBAC propagation before we give up
-    timeout_seconds: float = 60.0     # per-request read timeout
-    import_attempts: int = 4          # imports re-sent at most this often, each after checking the vault
-    max_retry_after: float = 60.0     # never sleep longer than this on one Retry-After
+    rbac_wait_seconds: float = 600.0     # 403 ForbiddenByRbac: role assignments take up to 10 minutes to apply
+    timeout_seconds: float = 60.0        # per-request read timeout
+    import_attempts: int = 4             # imports re-sent after ambiguous failures, each after checking the vault
+    throttle_wait_seconds: float = 120.0  # 429s: back off for at most this long in total per call
+    pending_wait_seconds: float = 300.0  # deletes, purges, recoveries in flight: wait at most this long
+    backoff_base_seconds: float = 1.0    # first delay of every backoff (1, 2, 4, 8, 16 s; capped at 16 x base)
+
+    def backoff(self, kind: str) -> Backoff:
+        budget = {"throttled": self.throttle_wait_seconds, "rbac": self.rbac_wait_seconds}.get(
+            kind, self.pending_wait_seconds)
+        return Backoff(self.backoff_base_seconds, 16 * self.backoff_base_seconds, budget)
+
+
+_WAIT_SETTING = {"throttled": ENV_THROTTLE_WAIT, "rbac": ENV_RBAC_WAIT, "pending": ENV_PENDING_WAIT}
 
 
 def settings() -> Settings:
@@ -74,7 +93,10 @@ def settings() -> Settings:
 
     base = Settings()
     return Settings(number(ENV_RBAC_WAIT, base.rbac_wait_seconds), number(ENV_TIMEOUT, base.timeout_seconds),
-                    max(1, int(number(ENV_IMPORT_ATTEMPTS, base.import_attempts))), base.max_retry_after)
+                    max(1, int(number(ENV_IMPORT_ATTEMPTS, base.import_attempts))),
+                    number(ENV_THROTTLE_WAIT, base.throttle_wait_seconds),
+                    number(ENV_PENDING_WAIT, base.pending_wait_seconds),
+                    max(0.001, number(ENV_BACKOFF_BASE, base.backoff_base_seconds)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,13 +207,28 @@ def client(vault_url: str) -> "KeyClient":
         if kv is not None:
             _clients.move_to_end(key)
             return kv
-    kv = KeyClient(url, _credential(url), **options)
+    kv = KeyClient(url, _credential(url), **_with_retry_policy(options))
     with _clients_lock:
         kv = _clients.setdefault(key, kv)
         _clients.move_to_end(key)
         while len(_clients) > _MAX_CLIENTS:  # dropped, not closed: another thread may still be using it
             _clients.popitem(last=False)
     return kv
+
+
+def _with_retry_policy(options: Mapping[str, Any]) -> dict[str, Any]:
+    """azure-core keeps retrying 5xx and dropped connections on idempotent methods; 429s are ours (``_call``):
+    azure-core would not retry a POST 429 without Retry-After, and its few retries end after seconds."""
+    from azure.core.pipeline.policies import RetryPolicy
+
+    class _RetryPolicy(RetryPolicy):
+        def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
+            if response.http_response.status_code == 429:
+                return False
+            return bool(super().is_retry(settings, response))
+
+    retry = {k: options[k] for k in ("retry_total", "retry_status", "retry_backoff_factor", "retry_backoff_max")}
+    return {**options, "retry_policy": _RetryPolicy(**retry)}
 
 
 def _client_options(url: str) -> dict[str, Any]:
@@ -214,8 +251,9 @@ def _one_line(text: str) -> str:
     return words if len(words) <= 400 else words[:397] + "..."
 
 
-def _map_error(exc: Exception, what: str) -> ByokError:
-    """Translate an azure-core error into our tree; the text is Azure's code and message, one line."""
+def _map_error(exc: Exception, what: str, vault_url: str | None = None) -> ByokError:
+    """Translate an azure-core error into our tree; the text is Azure's code and message, one line, and for a
+    refusal that will not pass by itself the remedy (refusals.py)."""
     from azure.core.exceptions import (ClientAuthenticationError, HttpResponseError, ResourceExistsError,
                                        ResourceNotFoundError, ServiceRequestError, ServiceResponseError)
 
@@ -237,27 +275,31 @@ def _map_error(exc: Exception, what: str) -> ByokError:
     inner = getattr(exc.error, "innererror", None) if exc.error else None
     inner_code = inner.get("code") if isinstance(inner, dict) else None
     text = f"{what}: ({code or status}) {_one_line(message or str(exc).splitlines()[0])}"
+    kind = refusals.kind_of(status, code, inner_code, text)
     if isinstance(exc, ClientAuthenticationError) or status == 401:
-        return VaultAuthError(text, status=status, code=code)
+        return VaultAuthError(text, status=status, code=code, inner=inner_code)
     if isinstance(exc, ResourceNotFoundError) or status == 404:
-        return KeyNotFoundError(text, status=status, code=code)
+        return KeyNotFoundError(text, status=status, code=code, inner=inner_code)
     if status == 409 and (inner_code == "ObjectIsDeletedButRecoverable" or "deleted but recoverable" in text):
-        return KeyDeletedError(f"{text} — recover it (`az keyvault key recover`) or purge it "
-                               "(`az keyvault key purge`) first", status=status, code=code)
+        flag = refusals.cli_target(vault_url) if vault_url else "--vault-name V"
+        return KeyDeletedError(f"{text} — recover it (`az keyvault key recover {flag} --name N`) or purge it "
+                               f"(`az keyvault key purge {flag} --name N`, refused under purge protection until "
+                               "the retention period ends) first",
+                               status=status, code=code, inner=inner_code)
     if isinstance(exc, ResourceExistsError) or status == 409:
-        return KeyConflictError(text, status=status, code=code)
+        return KeyConflictError(text, status=status, code=code, inner=inner_code)
     if status == 403:
-        hint = "" if "purge protection" in text.lower() else f"; {CRYPTO_OFFICER_HINT}"
-        return VaultPermissionError(text + hint, status=status, code=code)
+        hint = "" if kind == "rbac" else refusals.remedy(kind, vault_url, what.split(" ", 1)[0])
+        return VaultPermissionError(f"{text} — {hint}" if hint else text, status=status, code=code, inner=inner_code)
     if status == 429:
-        throttled = ThrottledError(text, status=status, code=code)
+        throttled = ThrottledError(text, status=status, code=code, inner=inner_code)
         headers = exc.response.headers if exc.response is not None else {}
-        try:
-            throttled.retry_after = float(headers.get("Retry-After") or 1)  # type: ignore[attr-defined]
+        try:  # None: no header (a real Key Vault 429 may carry none), so back off exponentially
+            throttled.retry_after = float(headers["Retry-After"]) if headers.get("Retry-After") else None  # type: ignore[attr-defined]
         except ValueError:
-            throttled.retry_after = 1.0  # type: ignore[attr-defined]
+            throttled.retry_after = None  # type: ignore[attr-defined]
         return throttled
-    return VaultError(text, status=status, code=code)
+    return VaultError(text, status=status, code=code, inner=inner_code)
 
 
 def _ambiguous(error: ByokError) -> bool:
@@ -267,24 +309,51 @@ def _ambiguous(error: ByokError) -> bool:
         error.status is None or error.status >= 500)
 
 
-def _is_rbac_wait(error: ByokError) -> bool:
-    return isinstance(error, VaultPermissionError) and "purge protection" not in str(error).lower()
+def _transient(error: ByokError) -> str | None:
+    """Which wait cures this error: 'throttled', 'rbac', 'pending', or None (it is final)."""
+    if not isinstance(error, VaultError):
+        return None
+    kind = refusals.kind_of(error.status, error.code, error.inner, str(error))
+    return kind if kind in refusals.TRANSIENT else None
 
 
-def _call(what: str, fn: Callable[[], T]) -> T:
-    """Run one SDK call, mapping errors; a 403 is retried with backoff while RBAC may still be propagating."""
-    deadline = time.monotonic() + settings().rbac_wait_seconds
-    delay = 2.0
+def _call(what: str, fn: Callable[[], T], *, vault_url: str | None = None, rbac: bool = True) -> T:
+    """Run one SDK call, mapping errors. 429s are retried with backoff (Retry-After honoured when sent),
+    ForbiddenByRbac while the role may still be propagating (not with ``rbac=False``), ObjectIsBeingDeleted/
+    Recovered while the vault finishes; each wait bounded by its setting, then one clear error."""
+    cfg = settings()
+    waits: dict[str, Waiter] = {}
     while True:
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001 - mapped and re-raised typed
-            error = _map_error(exc, what)
-            if _is_rbac_wait(error) and time.monotonic() + delay < deadline:
-                time.sleep(delay)
-                delay = min(delay * 2, 30.0)
-                continue
-            raise error from None
+            error = _map_error(exc, what, vault_url)
+            kind = _transient(error)
+            if kind is None or (kind == "rbac" and not rbac):
+                raise error from None
+            waiter = waits.setdefault(kind, Waiter(cfg.backoff(kind)))
+            delay = waiter.next_delay(getattr(error, "retry_after", None))
+            if delay is None:
+                raise _exhausted(error, kind, waiter, vault_url, what) from None
+            (log.warning if kind == "rbac" else log.info)(
+                "%s: %s (%s); retrying in %.1f s, waited %.0f s of at most %.0f s (%s)", what, _WAIT_REASON[kind],
+                error.code or error.status, delay, waiter.waited, waiter.backoff.budget, _WAIT_SETTING[kind])
+            time.sleep(delay)
+
+
+_WAIT_REASON = {"throttled": "the vault is throttling", "rbac": "waiting for the role assignment to take effect",
+                "pending": "waiting for a delete, purge or recover of this name to complete"}
+
+
+def _exhausted(error: ByokError, kind: str, waiter: Waiter, vault_url: str | None, what: str) -> ByokError:
+    """The last refusal of a wait that ran out, with what to do now."""
+    assert isinstance(error, VaultError)
+    advice = refusals.remedy(kind, vault_url, what.split(" ", 1)[0],  # type: ignore[arg-type]
+                             waited=waiter.waited, setting=_WAIT_SETTING[kind])
+    final = copy.copy(error)
+    final.reason = f"{error.reason} — {advice}"
+    final.args = (f"{error.input}: {final.reason}" if error.input else final.reason,)
+    return final
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -312,7 +381,7 @@ def _to_vault_key(key: "KeyVaultKey") -> VaultKey:
 def get_key(kv: "KeyClient", name: str, version: str | None = None) -> VaultKey | None:
     """The key's current (or given) version, or None when the vault holds no such key."""
     try:
-        return _to_vault_key(_call(f"get key {name}", lambda: kv.get_key(name, version)))
+        return _to_vault_key(_call(f"get key {name}", lambda: kv.get_key(name, version), vault_url=kv.vault_url))
     except KeyNotFoundError:
         return None
 
@@ -320,7 +389,7 @@ def get_key(kv: "KeyClient", name: str, version: str | None = None) -> VaultKey 
 def get_deleted_key(kv: "KeyClient", name: str) -> VaultKey | None:
     """The soft-deleted key ``name`` as it was when deleted (tags included), or None when none is."""
     try:
-        return _to_vault_key(_call(f"get deleted key {name}", lambda: kv.get_deleted_key(name)))
+        return _to_vault_key(_call(f"get deleted key {name}", lambda: kv.get_deleted_key(name), vault_url=kv.vault_url))
     except KeyNotFoundError:
         return None
 
@@ -331,7 +400,7 @@ def newest_version(kv: "KeyClient", name: str, wanted: Callable[[Mapping[str, st
         return list(kv.list_properties_of_key_versions(name))
 
     try:
-        versions = _call(f"list versions of key {name}", listed)
+        versions = _call(f"list versions of key {name}", listed, vault_url=kv.vault_url)
     except KeyNotFoundError:
         return None
     chosen = [v for v in versions if v.version and wanted(dict(v.tags or {}))]
@@ -344,7 +413,7 @@ def newest_version(kv: "KeyClient", name: str, wanted: Callable[[Mapping[str, st
 def is_deleted(kv: "KeyClient", name: str) -> bool:
     """Whether ``name`` is soft-deleted (recoverable or purgeable)."""
     try:
-        _call(f"get deleted key {name}", lambda: kv.get_deleted_key(name))
+        _call(f"get deleted key {name}", lambda: kv.get_deleted_key(name), vault_url=kv.vault_url)
         return True
     except KeyNotFoundError:
         return False
@@ -403,7 +472,7 @@ def create_kek(kv: "KeyClient", name: str, size: int = 4096, tags: Mapping[str, 
         raise KekError(f"KEK size must be 2048, 3072 or 4096, got {size}", input="size")
     return _to_vault_key(_call(f"create KEK {name}", lambda: kv.create_rsa_key(
         name, size=int(size), hardware_protected=True, key_operations=["import"],
-        tags=dict(tags) if tags is not None else None)))
+        tags=dict(tags) if tags is not None else None), vault_url=kv.vault_url))
 
 
 # --- writing -------------------------------------------------------------------------------------
@@ -417,8 +486,9 @@ def import_blob(kv: "KeyClient", name: str, blob: TransferBlob, *, kty: str, cur
 
     azure-core's own retries are off for this PUT: after a dropped connection, a timeout or a 5xx the
     vault is asked whether the import landed (a new current version, with ``expected_fingerprint`` and
-    ``expected_tags`` when given) before anything is re-sent. 429s are retried after Retry-After. ``current`` is what the caller
-    already read of ``name`` (a VaultKey, or None when absent), which saves one GET.
+    ``expected_tags`` when given) before anything is re-sent. A 429, a 403 ForbiddenByRbac or a 409
+    ObjectIsBeingDeleted was not processed, so ``_call`` re-sends it after its backoff. ``current`` is what the
+    caller already read of ``name`` (a VaultKey, or None when absent), which saves one GET.
     """
     from azure.keyvault.keys import JsonWebKey
 
@@ -431,13 +501,8 @@ def import_blob(kv: "KeyClient", name: str, blob: TransferBlob, *, kty: str, cur
         try:
             return _call(what, lambda: _to_vault_key(kv.import_key(
                 name, jwk, hardware_protected=True, enabled=enabled, tags=dict(tags) if tags is not None else None,
-                not_before=not_before, expires_on=expires_on, retry_total=0)))
-        except (ThrottledError, VaultError) as error:
-            if isinstance(error, ThrottledError) or error.status == 429:
-                if attempt == cfg.import_attempts:
-                    raise
-                time.sleep(min(_retry_after(error), cfg.max_retry_after))
-                continue
+                not_before=not_before, expires_on=expires_on, retry_total=0)), vault_url=kv.vault_url)
+        except VaultError as error:
             if not _ambiguous(error):
                 raise
             landed = get_key(kv, name)
@@ -451,10 +516,6 @@ def import_blob(kv: "KeyClient", name: str, blob: TransferBlob, *, kty: str, cur
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _retry_after(error: VaultError) -> float:
-    return float(getattr(error, "retry_after", None) or 1.0)
-
-
 def update_properties(kv: "KeyClient", name: str, version: str | None, *, key_ops: Sequence[str] | None = None,
                       enabled: bool | None = None, not_before: datetime | None = None,
                       expires_on: datetime | None = None, tags: Mapping[str, str] | None = None) -> VaultKey:
@@ -466,7 +527,8 @@ def update_properties(kv: "KeyClient", name: str, version: str | None, *, key_op
     try:
         return _to_vault_key(_call(f"update key {name}", lambda: kv.update_key_properties(
             name, version, key_operations=list(key_ops) if key_ops is not None else None, enabled=enabled,
-            not_before=not_before, expires_on=expires_on, tags=dict(tags) if tags is not None else None)))
+            not_before=not_before, expires_on=expires_on, tags=dict(tags) if tags is not None else None),
+            vault_url=kv.vault_url))
     except VaultError as error:
         if not _ambiguous(error):
             raise
@@ -485,35 +547,95 @@ def _has_properties(vk: VaultKey, key_ops: Sequence[str] | None, enabled: bool |
     return all(check() for value, check in wanted if value is not None)
 
 
-def delete(kv: "KeyClient", name: str, *, purge: bool) -> None:
-    """Soft-delete ``name``; with ``purge`` wait for the deletion, then purge. An absent key counts as deleted."""
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """What a delete left in the vault: nothing (``kept`` False: purged, or never there), or a soft-deleted key
+    kept until ``scheduled_purge_date`` (``recovery_level`` as the vault reports it: "Recoverable" or
+    "CustomizedRecoverable" under purge protection, "...+Purgeable" without)."""
+
+    name: str
+    kept: bool
+    recovery_level: str | None = None
+    scheduled_purge_date: datetime | None = None
+
+
+def delete(kv: "KeyClient", name: str, *, purge: bool) -> Deleted:
+    """Soft-delete ``name`` and wait until the vault shows it deleted; with ``purge`` also purge it and wait
+    until it is gone -- unless the vault has purge protection: then the deleted key stays until its retention
+    ends, which is logged, and the delete still succeeds (nobody can purge it earlier). Absent counts as deleted."""
+    url = kv.vault_url
     try:
-        poller = _call(f"delete key {name}", lambda: kv.begin_delete_key(name, _polling_interval=1))
+        answer = _call(f"delete key {name}", lambda: kv.begin_delete_key(name, _polling_interval=0).result(),
+                       vault_url=url)
     except KeyNotFoundError:
-        if not purge or not is_deleted(kv, name):
-            return
+        answer = None
+    if answer is None:  # not live: never there, deleted before, or a delete in flight (then it shows up later)
+        try:
+            deleted = _call(f"get deleted key {name}", lambda: kv.get_deleted_key(name), vault_url=url)
+        except KeyNotFoundError:
+            return Deleted(name, kept=False)
+    elif answer.recovery_id:  # soft delete: complete once the vault lists it as deleted
+        deleted = _wait_for(f"wait for deletion of {name}", lambda: kv.get_deleted_key(name), url, present=True)
     else:
-        if not purge:
-            return
-        _call(f"wait for deletion of {name}", poller.result)
+        return Deleted(name, kept=False)  # a vault without soft delete: gone at once
+    assert deleted is not None
+    kept = Deleted(name, True, _text(deleted.properties.recovery_level) if deleted.properties.recovery_level
+                   else None, deleted.scheduled_purge_date)
+    if not purge:
+        return kept
+    if kept.recovery_level is not None and "Purgeable" not in kept.recovery_level:
+        _log_kept(kept, url)
+        return kept
     try:
-        _call(f"purge key {name}", lambda: kv.purge_deleted_key(name))
+        _call(f"purge key {name}", lambda: kv.purge_deleted_key(name), vault_url=url)
     except KeyNotFoundError:
-        return
+        return Deleted(name, kept=False)
+    except VaultPermissionError as error:
+        if refusals.kind_of(error.status, error.code, error.inner, str(error)) != "purge_protection":
+            raise
+        _log_kept(kept, url)
+        return kept
+    _wait_for(f"wait for purge of {name}", lambda: kv.get_deleted_key(name), url, present=False)
+    return Deleted(name, kept=False)
+
+
+def _log_kept(kept: Deleted, vault_url: str) -> None:
+    until = f" until {kept.scheduled_purge_date:%Y-%m-%d}" if kept.scheduled_purge_date else ""
+    log.warning("purge key %s: %s has purge protection (recoveryLevel %s): the deleted key is kept%s, when its "
+                "retention period ends; its name stays taken and nobody can purge it earlier", kept.name, vault_url,
+                kept.recovery_level or "unknown", until)
+
+
+def _wait_for(what: str, read: Callable[[], T], vault_url: str, *, present: bool) -> T | None:
+    """Poll ``read`` until it finds the object (``present``) or stops finding it; bounded by the pending wait."""
+    waiter = Waiter(settings().backoff("pending"))
+    while True:
+        try:
+            found: T | None = _call(what, read, vault_url=vault_url)
+        except KeyNotFoundError:
+            found = None
+        if (found is not None) == present:
+            return found
+        delay = waiter.next_delay()
+        if delay is None:
+            raise VaultError(f"{what}: the vault did not show it {'done' if present else 'gone'} after "
+                             f"{waiter.waited:.0f} s ({ENV_PENDING_WAIT}); retry later")
+        log.info("%s: not complete yet; checking again in %.1f s", what, delay)
+        time.sleep(delay)
 
 
 def recover(kv: "KeyClient", name: str) -> VaultKey:
-    """Recover a soft-deleted key and wait until it is usable."""
-    _call(f"recover key {name}", lambda: kv.begin_recover_deleted_key(name, _polling_interval=1).result())
-    found = get_key(kv, name)
-    if found is None:
-        raise KeyNotFoundError(f"recover key {name}: not found after recovery")
-    return found
+    """Recover a soft-deleted key and wait until it is usable (Key Vault recovers asynchronously)."""
+    _call(f"recover key {name}", lambda: kv.begin_recover_deleted_key(name, _polling_interval=0).result(),
+          vault_url=kv.vault_url)
+    found = _wait_for(f"wait for recovery of {name}", lambda: kv.get_key(name), kv.vault_url, present=True)
+    assert found is not None
+    return _to_vault_key(found)
 
 
 def purge(kv: "KeyClient", name: str) -> None:
-    """Purge a soft-deleted key (refused by the vault under purge protection)."""
-    _call(f"purge key {name}", lambda: kv.purge_deleted_key(name))
+    """Purge a soft-deleted key (refused by the vault under purge protection, with that remedy)."""
+    _call(f"purge key {name}", lambda: kv.purge_deleted_key(name), vault_url=kv.vault_url)
 
 
 
@@ -539,15 +661,18 @@ def holds_aes_key(kv: "KeyClient", vk: VaultKey, key: bytes) -> bool | None:
     # *locally* with a random key of its own and never asks the vault.
     request = HttpRequest("POST", f"/keys/{vk.name}/{vk.version}/wrapkey",
                           json={"alg": algorithm, "value": b64url(probe)})
-    try:  # not _call: a 403 here is a missing permission, not RBAC still propagating
+
+    def wrap() -> bytes:
         response = kv.send_request(request)
         response.raise_for_status()
-        wrapped = b64url_decode(response.json()["value"])
-    except Exception as exc:  # noqa: BLE001 - mapped and re-raised typed
-        error = _map_error(exc, f"compare key {vk.name}")
-        if isinstance(error, VaultError) and error.status in (400, 403, 404):
+        return b64url_decode(response.json()["value"])
+
+    try:  # throttling is waited out; a 403 here is a missing permission or key op, not RBAC still propagating
+        wrapped = _call(f"compare key {vk.name}", wrap, vault_url=kv.vault_url, rbac=False)
+    except VaultError as error:
+        if error.status in (400, 403, 404):
             return None  # the vault will not wrap with it (permission, operation, algorithm): it cannot say
-        raise error from None
+        raise
     return constant_time.bytes_eq(wrapped, aes_key_wrap(key, probe))
 
 
@@ -556,8 +681,10 @@ def sign_digest(kid: str, algorithm: str, digest: bytes) -> bytes:
     from azure.keyvault.keys.crypto import CryptographyClient
 
     parsed = KeyId.parse(kid, versioned=True, input="kid")
-    crypto = CryptographyClient(kid, _credential(parsed.vault_url), **_client_options(parsed.vault_url))
-    return _call(f"sign with {parsed.name}", lambda: crypto.sign(algorithm, digest).signature)
+    crypto = CryptographyClient(kid, _credential(parsed.vault_url),
+                                **_with_retry_policy(_client_options(parsed.vault_url)))
+    return _call(f"sign with {parsed.name}", lambda: crypto.sign(algorithm, digest).signature,
+                 vault_url=parsed.vault_url)
 
 
 @contextmanager

@@ -27,9 +27,18 @@ def pem_armour(body: bytes, label: bytes = b"PRIVATE KEY") -> bytes:
     return b"".join([dashes, b"BEGIN ", label, dashes, b"\n", body, b"\n", dashes, b"END ", label, dashes, b"\n"])
 
 
+PURGEABLE = {"purge_protection": False}  # Behaviour fields of a vault whose deleted keys may be purged
+
+
 def serve_vault(data_dir, **options):  # -> Iterator[LocalVault]
-    """``yield from serve_vault(dir, sku=..., faults=...)``: a local vault running for a fixture's lifetime."""
-    from byok_component.localvault import LocalVault
+    """``yield from serve_vault(dir, sku=..., faults=...)``: a local vault running for a fixture's lifetime.
+
+    ``behaviour`` may be a dict of Behaviour fields (e.g. ``PURGEABLE``: suites that test purging need a vault
+    without the purge protection a local vault has by default)."""
+    from byok_component.localvault import Behaviour, LocalVault
+
+    if isinstance(options.get("behaviour"), dict):
+        options["behaviour"] = Behaviour(**options["behaviour"])
 
     with LocalVault(data_dir, **options) as vault:
         yield vault

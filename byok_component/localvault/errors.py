@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ServiceError", "bad_parameter", "key_not_found", "forbidden", "deleted_conflict", "short_repr"]
+__all__ = ["ServiceError", "bad_parameter", "key_not_found", "forbidden", "deleted_conflict", "being_deleted",
+           "being_recovered", "short_repr"]
 
 
 class ServiceError(Exception):
@@ -39,8 +40,8 @@ def key_not_found(name: str) -> ServiceError:
                         "this key you may be able to recover it using the correct recovery command.")
 
 
-def forbidden(message: str, inner_code: str) -> ServiceError:
-    """403 Forbidden with Azure's inner codes (KeyOperationForbidden, KeyDisabled, ForbiddenByRbac)."""
+def forbidden(message: str, inner_code: str | None) -> ServiceError:
+    """403 Forbidden with Azure's inner codes (KeyOperationForbidden, KeyDisabled, ForbiddenByRbac) or none."""
     return ServiceError(403, "Forbidden", message, inner_code)
 
 
@@ -50,6 +51,18 @@ def deleted_conflict(name: str) -> ServiceError:
                         f"Key {name} is currently in a deleted but recoverable state, and its name cannot be "
                         "reused; in this state, the key can only be recovered or purged.",
                         "ObjectIsDeletedButRecoverable")
+
+
+def being_deleted(name: str) -> ServiceError:
+    """409 Conflict while a delete or purge of ``name`` is in flight (azure-sdk-for-net#34322, #7199)."""
+    return ServiceError(409, "Conflict", f"Key {name} is currently being deleted and cannot be re-created; retry later.",
+                        "ObjectIsBeingDeleted")
+
+
+def being_recovered(name: str) -> ServiceError:
+    """409 Conflict while a recovery of ``name`` is in flight (hashicorp/terraform-provider-azurerm#12285)."""
+    return ServiceError(409, "Conflict", f"Key {name} is currently being recovered and cannot be re-created; "
+                        "retry later.", "ObjectIsBeingRecovered")
 
 
 def short_repr(value: object) -> str:

@@ -9,13 +9,17 @@ create, ``"* /"`` everything.
 
 - ``fail_500: {rule: N}`` - the first N requests matching the rule get ``500 InternalServerError``
   and nothing is done.
-- ``fail_429: {rule: N}`` - the first N requests matching the rule get ``429 Throttled`` with
-  ``Retry-After: 1`` and nothing is done (Key Vault throttles every kind of transaction, reads and
+- ``fail_429: {rule: N}`` - the first N requests matching the rule get ``429 Throttled`` (with
+  ``Retry-After: 1`` when ``retry_after``) and nothing is done (Key Vault throttles every kind of transaction, reads and
   deletes too; the write rate limit below only counts creates and imports).
 - ``rate_limit_writes_per_10s: N`` - key creates and imports (``POST /keys/{n}/create``,
-  ``PUT /keys/{n}``) beyond N in any sliding 10-second window get ``429 Throttled`` with
-  ``Retry-After: <whole seconds until a slot frees>``, and nothing is done (Key Vault allows about
+  ``PUT /keys/{n}``) beyond N in any sliding 10-second window get ``429 Throttled`` (with
+  ``Retry-After: <whole seconds until a slot frees>`` when ``retry_after``), and nothing is done (Key Vault allows about
   10 HSM creates per 10 s per vault; refused requests do not use up slots).
+- ``retry_after: bool`` (default **false**) - whether 429s carry ``Retry-After``. A real Key Vault 429 may
+  carry none: body ``{"error":{"code":"Throttled","message":"Request was not processed because too many
+  requests were received. Reason: VaultRequestTypeLimitReached"}}`` and no header (vcsjones/AzureSignTool#219);
+  Key Vault's "overview-throttling" page tells clients to back off exponentially (1, 2, 4, 8, 16 s).
 - ``drop_before_commit: N`` - the first N imports that pass every check are dropped (connection closed,
   no response) before anything is stored.
 - ``drop_after_commit: N`` - the first N imports are stored, then the connection is closed without a
@@ -32,9 +36,8 @@ processing (drops) -> delay -> response. ``FaultState.injected()`` (``LocalVault
 the faults actually injected, by kind. Only authenticated requests count, so the SDK's bodiless challenge
 request never uses a fault up. Counters start afresh each time the vault starts.
 
-Choices where Azure is unconfirmed (azure-byok.md §5, §10): imports count as creates; every sku has
-the same limit; the 429 always carries ``Retry-After`` (whether Key Vault sends it is unknown, and
-without it azure-core does not retry a POST).
+Choices where Azure is unconfirmed: imports count as creates; every sku has the same limit. Harsher sides of
+Azure that are not faults (purge protection, RBAC propagation, asynchronous deletion) are in behaviour.py.
 """
 
 from __future__ import annotations
@@ -49,10 +52,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
-__all__ = ["FaultConfig", "FaultState", "rule_matches"]
+__all__ = ["FaultConfig", "FaultState", "rule_matches", "read_json_file"]
 
 _FIELDS = ("fail_500", "fail_429", "delay_seconds", "delay_limit", "rate_limit_writes_per_10s", "drop_before_commit",
-           "drop_after_commit")
+           "drop_after_commit", "retry_after")
 _KINDS = ("fail_500", "fail_429", "throttled", "drop_before_commit", "drop_after_commit", "delayed")
 _METHODS = ("GET", "PUT", "POST", "PATCH", "DELETE", "HEAD", "*")
 WINDOW_SECONDS = 10.0
@@ -72,6 +75,14 @@ def _check_counts(name: str, value: Mapping[str, int]) -> dict[str, int]:
     return counts
 
 
+def read_json_file(path: str | Path) -> Any:
+    """A settings file (``--faults``, ``--behaviour``) as JSON; ValueError naming the file when it is not JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+
+
 def rule_matches(rule: str, method: str, path: str) -> bool:
     rule_method, _, prefix = rule.partition(" ")
     return rule_method in ("*", method) and path.startswith(prefix)
@@ -88,8 +99,11 @@ class FaultConfig:
     rate_limit_writes_per_10s: int | None = None
     drop_before_commit: int = 0
     drop_after_commit: int = 0
+    retry_after: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.retry_after, bool):
+            raise ValueError("retry_after must be true or false")
         counts = {name: _check_counts(name, getattr(self, name)) for name in ("fail_500", "fail_429", "delay_limit")}
         delay = {_check_rule(k): v for k, v in dict(self.delay_seconds).items()}
         if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 300 for v in delay.values()):
@@ -122,11 +136,7 @@ class FaultConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "FaultConfig":
-        try:
-            doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
-        return cls.from_dict(doc)
+        return cls.from_dict(read_json_file(path))
 
     @property
     def enabled(self) -> bool:

@@ -4,7 +4,8 @@ Prints a one-line warning on stderr (a test double, no place for real keys), the
 line on stdout once the vault accepts connections:
 ``{"vault_url": "https://127.0.0.1:N", "ca_cert": "<path>", "token_file": "<path>"}``.
 Without ``--data`` the vault lives in a new private temporary directory, removed when it stops.
-Exit status: 0 after a clean stop, 2 for bad arguments (sku, port, data, faults file), 1 if it cannot start.
+Exit status: 0 after a clean stop, 2 for bad arguments (sku, port, data, faults or behaviour file), 1 if it
+cannot start.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from .behaviour import Behaviour
 from .faults import FaultConfig
 from .policy import SKUS
 from .server import LocalVault
@@ -26,7 +28,7 @@ from .server import LocalVault
 __all__ = ["main", "cli"]
 
 
-def main(data: str | None, port: int, sku: str, faults_file: str | None) -> int:
+def main(data: str | None, port: int, sku: str, faults_file: str | None, behaviour_file: str | None = None) -> int:
     """Serve until SIGTERM/SIGINT; see the module docstring for the output contract."""
     if sku not in SKUS:
         print(f"byok local-vault: --sku must be one of {', '.join(SKUS)}", file=sys.stderr)
@@ -42,6 +44,11 @@ def main(data: str | None, port: int, sku: str, faults_file: str | None) -> int:
     except (OSError, ValueError, TypeError) as exc:
         print(f"byok local-vault: --faults {faults_file}: {exc}", file=sys.stderr)
         return 2
+    try:
+        behaviour = Behaviour.from_file(behaviour_file) if behaviour_file else None
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"byok local-vault: --behaviour {behaviour_file}: {exc}", file=sys.stderr)
+        return 2
     temporary = data is None
     data_dir = Path(tempfile.mkdtemp(prefix="byok-local-vault-")) if data is None else Path(data)
     stop = threading.Event()
@@ -50,7 +57,7 @@ def main(data: str | None, port: int, sku: str, faults_file: str | None) -> int:
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    vault = LocalVault(data_dir, port=port, sku=sku, faults=faults)
+    vault = LocalVault(data_dir, port=port, sku=sku, faults=faults, behaviour=behaviour)
     try:
         try:
             vault.start()
@@ -81,8 +88,10 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
     parser.add_argument("--sku", choices=SKUS, default="premium")
     parser.add_argument("--faults", help="JSON file of faults to inject (see byok_component/localvault/faults.py)")
+    parser.add_argument("--behaviour", help="JSON file of Azure behaviours (purge protection, RBAC propagation window, "
+                        "asynchronous deletion; see byok_component/localvault/behaviour.py)")
     args = parser.parse_args(argv)
-    return main(args.data, args.port, args.sku, args.faults)
+    return main(args.data, args.port, args.sku, args.faults, args.behaviour)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any, Mapping
 from urllib.parse import parse_qs, urlsplit
 
+from .behaviour import RBAC_MESSAGE, Behaviour, RbacWindow
 from .faults import FaultConfig, FaultState
 from .policy import check_sku
 from .service import DropConnection, Request, Response, VaultService, route_of
@@ -51,8 +52,9 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, port: int, vault: "LocalVault", context: ssl.SSLContext, service: VaultService | None,
-                 tokens: Tokens, faults: FaultState) -> None:
+                 tokens: Tokens, faults: FaultState, rbac: RbacWindow) -> None:
         self.vault = vault
+        self.rbac = rbac
         self.context = context
         self.service = service
         self.tokens = tokens
@@ -150,18 +152,21 @@ class _Handler(BaseHTTPRequestHandler):
         if access == "readonly" and not route.read_only_ok:
             return self._send(_error(403, "Forbidden", "Caller is not authorized to perform action on resource "
                                      f"(read-only token). Action: '{route.operation}'", "ForbiddenByRbac"))
+        if server.rbac.denies():  # behaviour.py: the role assignment has not taken effect yet
+            return self._send(_error(403, "Forbidden", f"{RBAC_MESSAGE} Action: '{route.operation}' (local vault: "
+                                     "role propagation window)", "ForbiddenByRbac"))
         if server.faults.take_fail_500(self.command, path):
             return self._send(_error(500, "InternalServerError", "fault injection: fail_500"))
         if server.faults.take_fail_429(self.command, path):
             return self._send(_error(429, "Throttled", "Request was not processed because too many requests were "
                                      "received. Reason: VaultRequestTypeLimitReached (fault injection: fail_429)"),
-                              {"Retry-After": "1"})
+                              {"Retry-After": "1"} if server.faults.config.retry_after else None)
         if route.creates_version:
             retry_after = server.faults.throttle_write()
             if retry_after is not None:
                 return self._send(_error(429, "Throttled", "Request was not processed because too many requests "
                                          "were received. Reason: VaultRequestTypeLimitReached"),
-                                  {"Retry-After": str(retry_after)})
+                                  {"Retry-After": str(retry_after)} if server.faults.config.retry_after else None)
         assert server.service is not None
         request = Request(self.command, path, {k: v[-1] for k, v in parse_qs(parts.query).items()}, body)
         try:
@@ -209,10 +214,11 @@ class LocalVault:
     """
 
     def __init__(self, data_dir: str | Path, *, port: int = 0, sku: str = "premium",
-                 faults: FaultConfig | None = None) -> None:
+                 faults: FaultConfig | None = None, behaviour: Behaviour | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.sku = check_sku(sku)
         self.faults = faults or FaultConfig()
+        self.behaviour = behaviour or Behaviour()
         self._port = port
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -232,14 +238,15 @@ class LocalVault:
         tokens = load_or_create_tokens(self.data_dir)
         store = KeyStore(self.data_dir / DB_FILE)
         try:
-            server = _Server(self._port, self, server_context(tls), None, tokens, FaultState(self.faults))
+            server = _Server(self._port, self, server_context(tls), None, tokens, FaultState(self.faults),
+                             RbacWindow(self.behaviour.rbac_window_seconds, self.behaviour.rbac_window_requests))
         except BaseException:
             store.close()
             raise
         self._port = server.server_address[1]  # a restart of this object keeps its port (and its kids)
         server.service = VaultService(store, sku=self.sku, vault_url=self.vault_url,
                                       vault_urls=(self.vault_url, f"https://localhost:{self._port}"),
-                                      faults=server.faults)
+                                      faults=server.faults, behaviour=self.behaviour)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                   name=f"local-vault-{self._port}", daemon=True)
         self._server, self._thread, self._store = server, thread, store
@@ -301,6 +308,23 @@ class LocalVault:
         """Faults injected since the last start, by kind (see faults.py); all zero when stopped."""
         server = self._server
         return server.faults.injected() if server is not None else FaultState(self.faults).injected()
+
+    def assign_role(self) -> None:
+        """The named event of behaviour.py: a role was just assigned, so the RBAC propagation window opens again."""
+        if self._server is None:
+            raise RuntimeError("the local vault is not running")
+        self._server.rbac.start()
+
+    @property
+    def harsh_answers(self) -> dict[str, int]:
+        """How often behaviour.py's harsh sides answered since the last start, by kind: ``forbidden_by_rbac``
+        (the propagation window), ``purge_protected``, ``being_deleted``/``being_recovered`` (409s while in
+        flight), ``not_yet_visible`` (404s while in flight). All zero when stopped."""
+        server = self._server
+        if server is None or server.service is None:
+            return dict.fromkeys(("forbidden_by_rbac", "purge_protected", "being_deleted", "being_recovered",
+                                  "not_yet_visible"), 0)
+        return {"forbidden_by_rbac": server.rbac.denied, **server.service.harsh_answers()}
 
     def info(self) -> dict[str, str]:
         """The one JSON line ``byok local-vault serve`` prints."""

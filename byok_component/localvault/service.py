@@ -1,8 +1,8 @@
 """The Key Vault data-plane REST semantics of the local vault, apart from HTTP plumbing.
 
 ``VaultService.handle(Request) -> Response`` routes one authenticated request. Key Vault shapes:
-KeyBundle / DeletedKeyBundle / KeyItem JSON, versioned kids (32 lowercase hex), soft delete with
-``recoveryLevel`` "Recoverable+Purgeable" and 90 recoverable days, paging with ``maxresults`` (1-25,
+KeyBundle / DeletedKeyBundle / KeyItem JSON, versioned kids (32 lowercase hex), soft delete with the
+``recoveryLevel``, retention, purge protection and asynchronous completion of behaviour.py, paging with ``maxresults`` (1-25,
 default 25) and a ``nextLink`` carrying ``$skiptoken``. Private JWK members (d, p, q, dp, dq, qi, k)
 never appear in a response.
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Collection, Mapping, NoReturn
@@ -31,13 +32,14 @@ from urllib.parse import quote
 
 from ..keys import b64url, b64url_decode
 from . import byok, crypto, policy
-from .errors import ServiceError, bad_parameter, deleted_conflict, forbidden, key_not_found
+from .behaviour import PURGE_PROTECTED_MESSAGE, Behaviour, Pending
+from .errors import (ServiceError, bad_parameter, being_deleted, being_recovered, deleted_conflict, forbidden,
+                     key_not_found)
 from .faults import FaultState
 from .store import Deletion, KeyStore, KeyVersion
 
-__all__ = ["Request", "Response", "DropConnection", "Route", "route_of", "VaultService", "RECOVERABLE_DAYS"]
+__all__ = ["Request", "Response", "DropConnection", "Route", "route_of", "VaultService"]
 
-RECOVERABLE_DAYS = 90
 MAX_PAGE = 25
 _CRYPTO_OPS = {"sign": "sign", "verify": "verify", "encrypt": "encrypt", "decrypt": "decrypt",
                "wrapkey": "wrapKey", "unwrapkey": "unwrapKey"}
@@ -95,13 +97,27 @@ class VaultService:
     """Key Vault REST semantics over a KeyStore. Thread-safe (the store serializes writes)."""
 
     def __init__(self, store: KeyStore, *, sku: policy.Sku, vault_url: str, vault_urls: Collection[str],
-                 faults: FaultState, clock: Callable[[], float] = time.time) -> None:
+                 faults: FaultState, behaviour: Behaviour | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.sku = sku
         self.vault_url = vault_url
         self.vault_urls = frozenset(vault_urls)
         self.faults = faults
+        self.behaviour = behaviour or Behaviour()
+        self.pending = Pending(self.behaviour.async_seconds)
         self._clock = clock
+        self._harsh_lock = threading.Lock()
+        self._harsh = dict.fromkeys(("purge_protected", "being_deleted", "being_recovered", "not_yet_visible"), 0)
+
+    def harsh_answers(self) -> dict[str, int]:
+        """How often behaviour.py's harsh sides answered (purge refused, 409 in flight, 404 while in flight)."""
+        with self._harsh_lock:
+            return dict(self._harsh)
+
+    def _harsh_answer(self, kind: str) -> None:
+        with self._harsh_lock:
+            self._harsh[kind] += 1
 
     def _now(self) -> int:
         return int(self._clock())
@@ -174,15 +190,14 @@ class VaultService:
     def _kid(self, name: str, version: str | None = None) -> str:
         return f"{self.vault_url}/keys/{name}" + (f"/{version}" if version else "")
 
-    @staticmethod
-    def _attributes(k: KeyVersion) -> dict[str, Any]:
+    def _attributes(self, k: KeyVersion) -> dict[str, Any]:
         attributes: dict[str, Any] = {"enabled": k.enabled}
         if k.nbf is not None:
             attributes["nbf"] = k.nbf
         if k.exp is not None:
             attributes["exp"] = k.exp
-        attributes.update(created=k.created, updated=k.updated, recoveryLevel="Recoverable+Purgeable",
-                          recoverableDays=RECOVERABLE_DAYS, exportable=False)
+        attributes.update(created=k.created, updated=k.updated, recoveryLevel=self.behaviour.recovery_level,
+                          recoverableDays=self.behaviour.retention_days, exportable=False)
         return attributes
 
     def _bundle(self, k: KeyVersion) -> dict[str, Any]:
@@ -225,6 +240,9 @@ class VaultService:
         state = self.store.name_state(name)
         if state is None or state[1] is not None:
             raise key_not_found(name)
+        if self.pending.kind(name) == "recover":
+            self._harsh_answer("not_yet_visible")
+            raise key_not_found(name)
         key = self.store.get(name, version) if version else self.store.latest(name)
         if key is None:
             raise key_not_found(f"{name}/{version}" if version else name)
@@ -234,17 +252,24 @@ class VaultService:
         return Response(200, self._bundle(self._active(name, version)))
 
     def _list_keys(self, r: Request) -> Response:
-        latest = [self.store.latest(n) for n in self.store.active_names()]
+        latest = [self.store.latest(n) for n in self.store.active_names() if self.pending.kind(n) != "recover"]
         return self._page(r, [self._item(k, versioned=False) for k in latest if k is not None])
 
     def _list_versions(self, name: str, r: Request) -> Response:
         state = self.store.name_state(name)
-        if state is None or state[1] is not None:
+        if state is None or state[1] is not None or self.pending.kind(name) == "recover":
             raise key_not_found(name)
         return self._page(r, [self._item(k, versioned=True) for k in self.store.versions(name)])
 
     # --- create / import -------------------------------------------------------------------------
     def _refuse_if_deleted(self, name: str) -> None:
+        pending = self.pending.kind(name)
+        if pending in ("delete", "purge"):
+            self._harsh_answer("being_deleted")
+            raise being_deleted(name)
+        if pending == "recover":
+            self._harsh_answer("being_recovered")
+            raise being_recovered(name)
         state = self.store.name_state(name)
         if state is not None and state[1] is not None:
             raise deleted_conflict(state[0])
@@ -311,7 +336,7 @@ class VaultService:
 
     def _find_kek(self, name: str, version: str) -> byok.KekView | None:
         state = self.store.name_state(name)
-        if state is None or state[1] is not None:
+        if state is None or state[1] is not None or self.pending.kind(name) == "recover":
             return None
         key = self.store.get(name, version)
         if key is None:
@@ -347,13 +372,21 @@ class VaultService:
         with self.store.transaction():
             key = self._active(name, "")
             now = self._now()
-            deletion = Deletion(now, now + RECOVERABLE_DAYS * 86400)
+            deletion = Deletion(now, now + self.behaviour.retention_days * 86400)
             self.store.mark_deleted(key.name, deletion)
+            self.pending.begin(key.name, "delete")
         return Response(200, {**self._bundle(key), **self._deleted_fields(key.name, deletion)})
 
-    def _deleted(self, name: str) -> tuple[KeyVersion, Deletion]:
+    def _deleted(self, name: str, *, acting: bool = False) -> tuple[KeyVersion, Deletion]:
+        """The soft-deleted key; while its deletion is in flight a read answers 404, a purge or recover 409."""
         state = self.store.name_state(name)
-        if state is None or state[1] is None:
+        pending = self.pending.kind(name)
+        if pending == "delete" and acting:
+            self._harsh_answer("being_deleted")
+            raise being_deleted(state[0] if state else name)
+        if pending == "delete":
+            self._harsh_answer("not_yet_visible")
+        if state is None or state[1] is None or pending == "delete":
             raise ServiceError(404, "KeyNotFound", f"Deleted Key not found: {name}")
         key = self.store.latest(name)
         assert key is not None
@@ -367,20 +400,25 @@ class VaultService:
         items = []
         for name, deletion in self.store.deleted_names():
             key = self.store.latest(name)
-            if key is not None:
+            if key is not None and self.pending.kind(name) != "delete":
                 items.append({**self._item(key, versioned=False), **self._deleted_fields(name, deletion)})
         return self._page(r, items)
 
     def _purge(self, name: str) -> Response:
         with self.store.transaction():
-            key, _ = self._deleted(name)
+            key, _ = self._deleted(name, acting=True)
+            if self.behaviour.purge_protection:
+                self._harsh_answer("purge_protected")
+                raise forbidden(PURGE_PROTECTED_MESSAGE, None)
             self.store.purge(key.name)
+            self.pending.begin(key.name, "purge")
         return Response(204)
 
     def _recover(self, name: str) -> Response:
         with self.store.transaction():
-            key, _ = self._deleted(name)
+            key, _ = self._deleted(name, acting=True)
             self.store.mark_recovered(key.name)
+            self.pending.begin(key.name, "recover")
         return Response(200, self._bundle(key))
 
     # --- cryptographic operations ----------------------------------------------------------------

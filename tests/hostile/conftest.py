@@ -42,17 +42,24 @@ class KeyFiles:
 
 
 # --- vaults ----------------------------------------------------------------------------------------------
-def start_vault(data_dir: Path, *, sku: str = "premium", port: int = 0, **faults: Any) -> "LocalVault":
-    """A local vault in ``data_dir`` (faults as FaultConfig fields), started and accepting connections."""
-    from byok_component.localvault import FaultConfig, LocalVault
+def start_vault(data_dir: Path, *, sku: str = "premium", port: int = 0, behaviour: dict[str, Any] | None = None,
+                **faults: Any) -> "LocalVault":
+    """A local vault in ``data_dir`` (faults as FaultConfig fields, ``behaviour`` as Behaviour fields), started
+    and accepting connections."""
+    from byok_component.localvault import Behaviour, FaultConfig, LocalVault
 
-    return LocalVault(data_dir, sku=sku, port=port, faults=FaultConfig(**faults)).start()
+    return LocalVault(data_dir, sku=sku, port=port, faults=FaultConfig(**faults),
+                      behaviour=Behaviour(**(behaviour or {}))).start()
 
 
-def restart_with(vault: "LocalVault", **faults: Any) -> "LocalVault":
-    """Stop ``vault`` and serve the same data on the same port with these faults (counters start afresh)."""
+def restart_with(vault: "LocalVault", behaviour: dict[str, Any] | None = None, **faults: Any) -> "LocalVault":
+    """Stop ``vault`` and serve the same data on the same port with these faults (counters start afresh) and
+    ``behaviour`` (Behaviour fields; None: the same as before)."""
+    from dataclasses import asdict
+
     vault.stop()
-    return start_vault(vault.data_dir, sku=vault.sku, port=vault.port, **faults)
+    kept = asdict(vault.behaviour) if behaviour is None else behaviour
+    return start_vault(vault.data_dir, sku=vault.sku, port=vault.port, behaviour=kept, **faults)
 
 
 def make_kek(vault: "LocalVault", name: str = "kek", size: int = 2048) -> str:

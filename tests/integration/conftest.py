@@ -83,10 +83,11 @@ def vault_http() -> Callable[..., tuple[int, dict[str, str], Any]]:
 
 @pytest.fixture(scope="session")
 def local_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator["LocalVault"]:
-    """A premium-sku local vault shared by the session (tests use unique key names)."""
-    from tests.conftest import serve_vault
+    """A premium-sku local vault shared by the session (tests use unique key names). Without purge protection:
+    these tests purge; purge protection has tests of its own (test_localvault_azure.py)."""
+    from tests.conftest import PURGEABLE, serve_vault
 
-    yield from serve_vault(tmp_path_factory.mktemp("local-vault"))
+    yield from serve_vault(tmp_path_factory.mktemp("local-vault"), behaviour=PURGEABLE)
 
 
 @pytest.fixture(scope="session")

@@ -78,7 +78,7 @@ def test_fail_500_spares_the_sdk_challenge(faulty: LocalVault, key_client_factor
     assert faulty.requests.count(("POST", "/keys/a/create")) == 3
 
 
-@pytest.mark.parametrize("faulty", [{"rate_limit_writes_per_10s": 2}], indirect=True)
+@pytest.mark.parametrize("faulty", [{"rate_limit_writes_per_10s": 2, "retry_after": True}], indirect=True)
 def test_rate_limit_answers_429_with_retry_after(faulty: LocalVault, vault_http) -> None:
     for name in ("a", "b"):
         assert vault_http(faulty, "POST", f"/keys/{name}/create", {"kty": "EC"})[0] == 200
@@ -194,3 +194,19 @@ def test_config_from_file(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(ValueError, match="not JSON"):
         FaultConfig.from_file(path)
+
+
+@pytest.mark.parametrize("faulty", [{"rate_limit_writes_per_10s": 1, "fail_429": {"GET /keys/x": 1}}], indirect=True)
+def test_429s_carry_no_retry_after_by_default(faulty: LocalVault, vault_http) -> None:
+    """Azure's own shape (vcsjones/AzureSignTool#219): code Throttled, the reason, and no Retry-After header."""
+    assert vault_http(faulty, "POST", "/keys/a/create", {"kty": "EC"})[0] == 200
+    for method, path, body in (("POST", "/keys/b/create", {"kty": "EC"}), ("GET", "/keys/x", None)):
+        status, headers, error = vault_http(faulty, method, path, body)
+        assert status == 429 and "retry-after" not in headers
+        assert error["error"]["code"] == "Throttled"
+        assert "too many requests were received. Reason: VaultRequestTypeLimitReached" in error["error"]["message"]
+
+
+def test_retry_after_must_be_a_boolean() -> None:
+    with pytest.raises(ValueError, match="retry_after must be true or false"):
+        FaultConfig.from_dict({"retry_after": "yes"})

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from byok_component.keys import PublicKeyInfo, load_target_key, private_key_pem
 from byok_component.provider import ByokKeyProvider
-from tests.conftest import ec_key, rsa_key, serve_vault
+from tests.conftest import PURGEABLE, ec_key, rsa_key, serve_vault
 from tests.secretscan import SecretSet
 
 if TYPE_CHECKING:
@@ -41,7 +41,8 @@ class KeyFiles:
 
 
 def _start(tmp_path_factory: pytest.TempPathFactory, sku: str) -> Iterator["LocalVault"]:
-    yield from serve_vault(tmp_path_factory.mktemp(f"provider-vault-{sku}"), sku=sku)
+    # Without purge protection: the provider tests purge (purge protection: tests/provider/test_azure_harsh.py).
+    yield from serve_vault(tmp_path_factory.mktemp(f"provider-vault-{sku}"), sku=sku, behaviour=PURGEABLE)
 
 
 @pytest.fixture(scope="session")
