@@ -102,5 +102,7 @@ pulumi.export("resourceGroupName", resource_group_name)
 pulumi.export("vaultUri", byok.vault_uri)
 pulumi.export("vaultId", byok.vault_id)
 pulumi.export("kekId", byok.kek_id)
+pulumi.export("kekFingerprint", byok.kek_fingerprint)  # RFC 7638: pin it in `byok wrap --kek-fingerprint`
+pulumi.export("kekPublicKeyPem", byok.kek_public_key_pem)
 pulumi.export("kids", byok.kids)
 pulumi.export("fingerprints", byok.fingerprints)

@@ -15,6 +15,7 @@ import pulumi
 
 from .errors import InputError
 from .kek import KEK_SIZES, DataPlaneKek, DataPlaneKekArgs
+from .kekview import KekPublicKey, KekPublicKeyArgs
 from .kid import check_key_name, normalize_vault_url
 from .resource import ByokKey, ByokKeyArgs, KeyMaterialArgs
 
@@ -128,13 +129,16 @@ class ByokVault(pulumi.ComponentResource):
     """Vault + Crypto Officer role + KEK + BYOK keys (type ``byok:index:ByokVault``).
 
     Outputs: ``vault_uri``, ``vault_id`` (ARM id, or None off ARM), ``kek_id`` (versioned KEK kid),
-    ``kids`` and ``fingerprints`` (dicts keyed by key name). The children are reachable as ``vault``,
+    ``kek_public_key_pem`` and ``kek_fingerprint`` (its RFC 7638 thumbprint: what an officer wrapping offline
+    pins with ``byok wrap --kek-fingerprint``), ``kids`` and ``fingerprints`` (dicts keyed by key name). The children are reachable as ``vault``,
     ``role_assignment``, ``kek`` (each None when not created) and ``keys`` (dict by key name).
     """
 
     vault_uri: pulumi.Output[str]
     vault_id: pulumi.Output[Optional[str]]
     kek_id: pulumi.Output[str]
+    kek_public_key_pem: pulumi.Output[str]
+    kek_fingerprint: pulumi.Output[str]
     kids: pulumi.Output[dict[str, str]]
     fingerprints: pulumi.Output[dict[str, str]]
 
@@ -217,6 +221,12 @@ class ByokVault(pulumi.ComponentResource):
 
         # --- the keys ----------------------------------------------------------------------------
         after = [r for r in (self.kek, self.role_assignment) if r is not None]
+        if isinstance(self.kek, DataPlaneKek):
+            self.kek_public_key_pem, self.kek_fingerprint = self.kek.public_key_pem, self.kek.fingerprint
+        else:  # ARM's keyvault.Key and a given kek_id expose no public key: read it from the data plane
+            view = KekPublicKey(f"{name}-kek-public", KekPublicKeyArgs(kek_id=kek_id),
+                                opts=pulumi.ResourceOptions(parent=self, depends_on=after))
+            self.kek_public_key_pem, self.kek_fingerprint = view.public_key_pem, view.fingerprint
         for spec in args.keys:
             key_args = ByokKeyArgs(vault_url=vault_uri, key_name=spec.name, kek_id=kek_id, **spec.material_args())
             self.keys[spec.name] = ByokKey(f"{name}-{spec.name}", key_args,
@@ -228,6 +238,7 @@ class ByokVault(pulumi.ComponentResource):
         self.kids = _by_name({n: k.kid for n, k in self.keys.items()})
         self.fingerprints = _by_name({n: k.fingerprint for n, k in self.keys.items()})
         self.register_outputs({"vault_uri": self.vault_uri, "vault_id": self.vault_id, "kek_id": self.kek_id,
+                               "kek_public_key_pem": self.kek_public_key_pem, "kek_fingerprint": self.kek_fingerprint,
                                "kids": self.kids, "fingerprints": self.fingerprints})
 
     def _new_vault(self, name: str, args: ByokVaultArgs, client_config: Any) -> Any:

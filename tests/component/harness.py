@@ -71,7 +71,7 @@ def project_config(stack_file: Optional[str] = None, overrides: Optional[Mapping
 _RANK = {t: i for i, t in enumerate([
     "azure-native:resources:ResourceGroup", "byok:index:ByokVault", "azure-native:keyvault:Vault",
     "azure-native:authorization:RoleAssignment", "azure-native:keyvault:Key", "pulumi-python:dynamic/byok:Kek",
-    "pulumi-python:dynamic/byok:ByokKey"])}
+    "pulumi-python:dynamic/byok:KekPublicKey", "pulumi-python:dynamic/byok:ByokKey"])}
 
 
 @dataclass
@@ -234,6 +234,10 @@ def _execute(spec: Mapping[str, Any]) -> dict[str, Any]:  # pragma: no cover - r
                              version=version_for(args.name), fingerprint=f"kek-fp-{args.name}",
                              public_key_pem="-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----\n")
                 rid = f"{inputs['vault_url']}/keys/{inputs['key_name']}"
+            elif args.typ == "pulumi-python:dynamic/byok:KekPublicKey":
+                state.update(fingerprint=f"kek-fp-{args.name}", key_size=4096,
+                             public_key_pem="-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----\n")
+                rid = inputs["kek_id"]
             elif args.typ == "pulumi-python:dynamic/byok:ByokKey":
                 state.update(kid=f"{inputs['vault_url']}/keys/{inputs['key_name']}/{version_for(args.name)}",
                              version=version_for(args.name), fingerprint=f"fp-{inputs['key_name']}")
@@ -286,7 +290,7 @@ def _execute(spec: Mapping[str, Any]) -> dict[str, Any]:  # pragma: no cover - r
                 key["key_password"] = pulumi.Output.secret(key["key_password"]["secret"])
             keys.append(ByokKeySpec(**key))
         vault = ByokVault(spec.get("component_name", "byok"), ByokVaultArgs(keys=keys, **kwargs))
-        for out in ("vault_uri", "vault_id", "kek_id", "kids", "fingerprints"):
+        for out in ("vault_uri", "vault_id", "kek_id", "kek_public_key_pem", "kek_fingerprint", "kids", "fingerprints"):
             pulumi.export(out, getattr(vault, out))
 
     async def stack_outputs() -> dict[str, Any]:

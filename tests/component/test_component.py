@@ -12,7 +12,7 @@ from byok_component.component import (ByokKeySpec, ByokVault, ByokVaultArgs, cry
                                       deploying_principal_type, parse_vault_id)
 from byok_component.errors import InputError
 from tests.component import harness
-from tests.component.test_program import BYOK_KEY, COMPONENT, KEK, KEY, ROLE, VAULT, byok_keys, shape
+from tests.component.test_program import BYOK_KEY, COMPONENT, KEK, KEK_VIEW, KEY, ROLE, VAULT, byok_keys, shape
 
 HSM = "https://contoso-hsm.managedhsm.azure.net"
 KV = "https://contoso-byok-kv.vault.azure.net"
@@ -113,7 +113,8 @@ def test_existing_kek_and_principal_override(graph: harness.Graph) -> None:
 @shape("component-hsm-oct")
 def test_managed_hsm_takes_oct_keys_and_a_data_plane_kek(graph: harness.Graph) -> None:
     assert graph.types() == {COMPONENT, KEK, BYOK_KEY}
-    kek = graph.one(KEK)
+    kek = graph.one(KEK)  # a data-plane KEK has its public key itself: no view
+    assert graph.stack_outputs["kek_fingerprint"]["value"] == f"kek-fp-{kek['name']}"
     assert kek["inputs"]["vault_url"] == HSM and kek["inputs"]["key_size"] == 2048
     keys = byok_keys(graph)
     assert keys["aes"]["inputs"]["key_file"] == "aes256.bin"
@@ -124,8 +125,13 @@ def test_managed_hsm_takes_oct_keys_and_a_data_plane_kek(graph: harness.Graph) -
 
 @shape("component-no-keys")
 def test_vault_without_keys_or_role(graph: harness.Graph) -> None:
-    assert graph.types() == {COMPONENT, VAULT, KEY}
+    assert graph.types() == {COMPONENT, VAULT, KEY, KEK_VIEW}
     assert graph.one(KEY)["dependencies"] == [graph.one(VAULT)["urn"]]  # through vault_name only
+    # The ARM KEK exposes no public key: the view reads it, and the component exports it for offline wraps.
+    view = graph.one(KEK_VIEW)
+    assert view["dependencies"] == [graph.one(KEY)["urn"]]
+    assert graph.stack_outputs["kek_fingerprint"]["value"] == "kek-fp-" + view["name"]
+    assert "PUBLIC KEY" in graph.stack_outputs["kek_public_key_pem"]["value"]
     assert graph.stack_outputs["kids"]["value"] == {} and graph.stack_outputs["fingerprints"]["value"] == {}
     assert [c["token"] for c in graph.calls] == ["azure-native:authorization:getClientConfig"]  # tenant id
 

@@ -21,6 +21,7 @@ GROUP = "azure-native:resources:ResourceGroup"
 COMPONENT = "byok:index:ByokVault"
 BYOK_KEY = "pulumi-python:dynamic/byok:ByokKey"
 KEK = "pulumi-python:dynamic/byok:Kek"
+KEK_VIEW = "pulumi-python:dynamic/byok:KekPublicKey"
 ARM = {VAULT, KEY, ROLE, GROUP}
 SECRET_SIG = harness.SECRET_SIG
 
@@ -42,6 +43,7 @@ def test_full_azure_graph_is_the_seed_setup(graph: harness.Graph) -> None:
         f"  {VAULT}  byok-vault",
         f"  {ROLE}  byok-crypto-officer",
         f"  {KEY}  byok-kek",
+        f"  {KEK_VIEW}  byok-kek-public",
         f"  {BYOK_KEY}  byok-TestECKey",
         f"  {BYOK_KEY}  byok-TestRSAKey",
     ]
