@@ -1,6 +1,6 @@
 """The BYOK transfer blob (.byok, schema 1.0.0): build, strictly parse, deterministic JSON.
 
-Pure. Layout from the BYOK spec §"Key transfer blob" (azure-byok.md §1.3).
+Pure. Layout from the BYOK spec §"Key transfer blob" (https://learn.microsoft.com/azure/key-vault/keys/byok-specification).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .errors import BlobError, InputError
 from .keys import b64url, b64url_decode
 from .kid import KeyId
 
-__all__ = ["TransferBlob", "SCHEMA_VERSION", "ALG", "ENC", "GENERATOR", "MAX_BLOB_BYTES"]
+__all__ = ["TransferBlob", "looks_like_transfer_blob", "SCHEMA_VERSION", "ALG", "ENC", "GENERATOR", "MAX_BLOB_BYTES"]
 
 SCHEMA_VERSION = "1.0.0"
 ALG = "dir"  # "the referenced kid is used to directly protect the ciphertext"
@@ -22,6 +22,16 @@ ENC = "CKM_RSA_AES_KEY_WRAP"  # the only enc the spec documents for import
 GENERATOR = f"byok-component {__version__}"
 # A 4096-bit KEK wrapping an RSA-4096 target is ~3 KB of ciphertext; anything near this cap is not a blob.
 MAX_BLOB_BYTES = 64 * 1024
+
+
+def looks_like_transfer_blob(data: bytes) -> bool:
+    """Whether ``data`` is a .byok file rather than raw CKM_RSA_AES_KEY_WRAP ciphertext.
+
+    A .byok file is ASCII JSON. Raw ciphertext is random bytes: about 1 in 200 start with "{" (or blanks and
+    "{"), but a few hundred random bytes are never all ASCII. The provider (``wrapped_key_file``) and the CLI
+    (``byok blob --wrapped``) decide with this one test.
+    """
+    return data.lstrip().startswith(b"{") and data.isascii()
 
 
 @dataclass(frozen=True, slots=True)

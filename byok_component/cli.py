@@ -7,29 +7,27 @@ import json
 import os
 import re
 import secrets
+import shlex
 import sys
 import traceback
 from typing import Callable, NoReturn, Sequence
 
 from .__version__ import __version__
-from .blob import TransferBlob
+from .blob import TransferBlob, looks_like_transfer_blob
+from .console import (HelpFormatter, LOCAL_VAULT_ENV_HINT, ONLINE_EPILOG, add_json, add_out, add_vault_url,
+                      next_step, progress, quiet_azure_logs, report)
 from .files import read_input, write_output
-from .errors import ByokError, InputError, KekError, UnwrapError
-from .keys import (KeyType, describe_public_key, generate_private_key, load_kek_public_key, load_target_key,
-                   private_key_pem)
+from .errors import ByokError, InputError, KekError, KeyMaterialError, UnwrapError, VaultError
+from .keys import (KeyType, describe_public_key, generate_private_key, load_kek_public_key, load_public_key,
+                   load_target_key, private_key_pem)
 from .wrap import check_kek, split, wrap
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
 
 EXIT_OK, EXIT_ERROR, EXIT_MISMATCH, EXIT_INTERNAL = 0, 1, 1, 3
 
 
 # --- small I/O helpers (the shell around the pure core) ------------------------------------------
-def progress(message: str) -> None:
-    """A progress line on stderr (stdout stays machine-readable)."""
-    print(f"byok: {message}", file=sys.stderr, flush=True)
-
-
 def read_file(path: str, *, input: str) -> bytes:  # noqa: A002
     return read_input(path, input=input)
 
@@ -40,7 +38,9 @@ def password_from_env(var: str | None) -> bytes | None:
         return None
     value = os.environ.get(var)
     if value is None:
-        raise InputError(f"environment variable {var} is not set", input="--password-env")
+        raise InputError(next_step(f"environment variable {var} is not set",
+                                   f"export {var} with the key's password (read with: read -rs {var}; export {var})"),
+                         input="--password-env")
     if not value:
         raise InputError(f"environment variable {var} is empty", input="--password-env")
     return value.encode("utf-8")
@@ -51,9 +51,28 @@ def write_file(path: str, data: bytes, *, private: bool = False, force: bool = F
     write_output(path, data, private=private, force=force, input=input)
 
 
+# What the library says in its own terms (property names), and the flag a CLI user gives instead.
+_KEY_HINTS = (
+    (re.compile(r"encrypted and no password"),
+     "give its password with --password-env VAR (VAR: an environment variable holding it)"),
+    (re.compile(r"\s*\([^()]*\bkey type oct\)"), "for a raw AES key file add --kty oct"),
+)
+
+
 def load_key_arg(path: str, password_env: str | None, kty: KeyType | None, *, input: str = "--key"):  # noqa: A002, ANN201
-    return load_target_key(read_file(path, input=input), password=password_from_env(password_env), kty=kty,
-                           input=input)
+    try:
+        return load_target_key(read_file(path, input=input), password=password_from_env(password_env), kty=kty,
+                               input=input)
+    except KeyMaterialError as exc:
+        for said, step in _KEY_HINTS:
+            if said.search(exc.reason):
+                reason = said.sub("", exc.reason) if "oct" in said.pattern else exc.reason
+                raise KeyMaterialError(next_step(reason, step), input=exc.input) from None
+        raise
+
+
+def _describe(info) -> str:  # noqa: ANN001
+    return f"{info.kty} {info.curve or info.size}{'' if info.curve else '-bit'}"
 
 
 # --- offline commands ----------------------------------------------------------------------------
@@ -65,8 +84,11 @@ def cmd_keygen(args: argparse.Namespace) -> int:
             raise InputError(f"AES key size must be 128, 192 or 256 bits, got {size}", input="--size")
         if args.curve or args.password_env:
             raise InputError("only RSA and EC keys take --curve or --password-env", input="--kty")
+        if args.public_out:
+            raise InputError("an AES key has no public half", input="--public-out")
         write_file(args.out, secrets.token_bytes(size // 8), private=True, force=args.force)
-        print(f"wrote {args.out}: oct {size}-bit raw AES key (test material)")
+        report(args, {"file": args.out, "kty": "oct", "size": size},
+               f"wrote {args.out}: oct {size}-bit raw AES key (test material)")
         return EXIT_OK
     if kty == "RSA" and args.curve:
         raise InputError("RSA keys take --size, not --curve", input="--curve")
@@ -79,7 +101,10 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     write_file(args.out, private_key_pem(key, password_from_env(args.password_env)), private=True, force=args.force)
     if args.public_out:
         write_file(args.public_out, (info.public_pem or "").encode("ascii"), force=args.force, input="--public-out")
-    print(f"wrote {args.out}: {info.kty} {info.curve or info.size} test key, fingerprint {info.fingerprint}")
+    report(args, {"file": args.out, "public_file": args.public_out, "kty": info.kty, "size": info.size,
+                  "curve": info.curve, "fingerprint": info.fingerprint},
+           f"wrote {args.out}: {info.kty} {info.curve or info.size} test key, fingerprint {info.fingerprint}"
+           + (f"; public key in {args.public_out}" if args.public_out else ""))
     return EXIT_OK
 
 
@@ -102,10 +127,14 @@ def cmd_wrap(args: argparse.Namespace) -> int:
     if args.public_out:
         write_file(args.public_out, (public.public_pem or "").encode("ascii"), force=args.force, input="--public-out")
     parts = split(blob.ciphertext, kek.key_size // 8)
-    print(f"wrote {args.out}: {public.kty} {public.curve or public.size} key, "
-          f"fingerprint {public.fingerprint}, ciphertext {len(blob.ciphertext)} bytes "
-          f"(RSA-OAEP {len(parts.rsa_part)} + AES-KWP {len(parts.kwp_part)}; {how})"
-          + (f"; public key in {args.public_out}" if args.public_out else ""))
+    report(args, {"file": args.out, "public_file": args.public_out, "kek_id": blob.kid, "kty": public.kty,
+                  "size": public.size, "curve": public.curve, "fingerprint": public.fingerprint,
+                  "ciphertext_bytes": len(blob.ciphertext), "rsa_part_bytes": len(parts.rsa_part),
+                  "kwp_part_bytes": len(parts.kwp_part), "wrapped": how},
+           f"wrote {args.out}: {public.kty} {public.curve or public.size} key, "
+           f"fingerprint {public.fingerprint}, ciphertext {len(blob.ciphertext)} bytes "
+           f"(RSA-OAEP {len(parts.rsa_part)} + AES-KWP {len(parts.kwp_part)}; {how})"
+           + (f"; public key in {args.public_out}" if args.public_out else ""))
     return EXIT_OK
 
 
@@ -171,6 +200,12 @@ def _build_blob(kek_id: str, ciphertext: bytes) -> TransferBlob:
 
 def cmd_blob(args: argparse.Namespace) -> int:
     ciphertext = read_file(args.wrapped, input="--wrapped")
+    if looks_like_transfer_blob(ciphertext):  # the provider's wrapped_key_file test
+        # The provider's wrapped_key_file takes a .byok file as well as raw ciphertext; here the output *is*
+        # a .byok file, so packaging one again would nest JSON in JSON: say what to do with it instead.
+        raise InputError(next_step(f"{args.wrapped} is already a .byok transfer blob, not raw ciphertext",
+                                   f"import it as it is (byok import --byok-file {args.wrapped}) or check it "
+                                   f"with byok inspect {args.wrapped}"), input="--wrapped")
     if args.kek_pem:
         kek = check_kek(load_kek_public_key(read_file(args.kek_pem, input="--kek-pem"), input="--kek-pem"),
                         input="--kek-pem")
@@ -180,13 +215,14 @@ def cmd_blob(args: argparse.Namespace) -> int:
             raise InputError(exc.reason, input="--wrapped") from None
     blob = _build_blob(args.kek_id, ciphertext)
     write_file(args.out, blob.to_json(), force=args.force)
-    print(f"wrote {args.out}: ciphertext {len(ciphertext)} bytes for KEK {blob.kid}")
+    report(args, {"file": args.out, "kek_id": blob.kid, "ciphertext_bytes": len(ciphertext)},
+           f"wrote {args.out}: ciphertext {len(ciphertext)} bytes for KEK {blob.kid}")
     return EXIT_OK
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     blob = TransferBlob.parse(read_file(args.file, input="FILE"), input=args.file)
-    report: dict[str, object] = {
+    report_: dict[str, object] = {
         "file": args.file, "schema_version": "1.0.0", "kid": blob.kid, "alg": "dir",
         "enc": "CKM_RSA_AES_KEY_WRAP", "generator": blob.generator, "ciphertext_bytes": len(blob.ciphertext),
     }
@@ -194,25 +230,31 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.kek_pem:
         kek = load_kek_public_key(read_file(args.kek_pem, input="--kek-pem"), input="--kek-pem")
         modulus = kek.key_size // 8
-        report["kek_bits"] = kek.key_size
+        report_["kek_bits"] = kek.key_size
         try:
             parts = split(blob.ciphertext, modulus)
-            report.update(rsa_part_bytes=len(parts.rsa_part), kwp_part_bytes=len(parts.kwp_part),
-                          fits_kek=True, wrapped_key_bytes_max=len(parts.kwp_part) - 8)
+            report_.update(rsa_part_bytes=len(parts.rsa_part), kwp_part_bytes=len(parts.kwp_part),
+                           fits_kek=True, wrapped_key_bytes_max=len(parts.kwp_part) - 8)
         except UnwrapError as exc:
-            report.update(fits_kek=False, problem=exc.reason)
+            report_.update(fits_kek=False, problem=exc.reason)
             exit_code = EXIT_MISMATCH
     else:  # no KEK: show the split for every KEK size the length admits
-        report["possible_splits"] = [
+        report_["possible_splits"] = [
             {"kek_bits": bits, "rsa_part_bytes": bits // 8, "kwp_part_bytes": len(blob.ciphertext) - bits // 8}
             for bits in (2048, 3072, 4096)
             if len(blob.ciphertext) - bits // 8 >= 16 and (len(blob.ciphertext) - bits // 8) % 8 == 0]
-    if args.json:
-        print(json.dumps(report, sort_keys=True))
-    else:
-        for key, value in report.items():
-            print(f"{key:>22}: {value}")
+    report(args, report_, [f"{key:>22}: {_human(value)}" for key, value in report_.items()])
     return exit_code
+
+
+def _human(value: object) -> str:
+    """A value as a person reads it: lists of dicts as 'a=1 b=2; ...', booleans as yes/no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return "; ".join(" ".join(f"{k}={v}" for k, v in item.items()) if isinstance(item, dict) else str(item)
+                         for item in value) or "none"
+    return str(value)
 
 
 # --- online commands -----------------------------------------------------------------------------
@@ -221,7 +263,7 @@ def _vault_client(url: str):  # noqa: ANN202
     try:
         return vault.client(url)
     except InputError as exc:
-        raise exc.for_input("--vault-url") from None
+        raise exc.for_input("--vault-url") if exc.input in (None, "vault_url") else exc from None
 
 
 def _key_name(name: str) -> str:
@@ -235,19 +277,30 @@ def cmd_kek_create(args: argparse.Namespace) -> int:
     kv = _vault_client(args.vault_url)
     progress(f"creating KEK {args.name} (RSA-HSM {args.size}, ops import) in {args.vault_url}")
     created = vault.create_kek(kv, args.name, args.size)
-    print(created.kid)
+    report(args, {"kid": created.kid, "name": created.name, "version": created.version, "kty": created.kty,
+                  "key_ops": list(created.key_ops), "fingerprint": created.fingerprint}, created.kid)
     return EXIT_OK
 
 
 def cmd_kek_download(args: argparse.Namespace) -> int:
     from . import vault
-    vk = vault.get_key(_vault_client(args.vault_url), _key_name(args.name), args.version)
+    kv = _vault_client(args.vault_url)
+    vk = vault.get_key(kv, _key_name(args.name), args.version)
     if vk is None:
-        raise InputError(f"no key {args.name} in {args.vault_url}", input="--name")
+        if args.version and (current := vault.get_key(kv, args.name)) is not None:
+            raise InputError(next_step(f"key {args.name} in {args.vault_url} has no version {args.version}",
+                                       f"leave out --version for the current one ({current.version}), or list "
+                                       f"them: az keyvault key list-versions --id {args.vault_url}/keys/{args.name}"),
+                             input="--version")
+        raise InputError(next_step(f"no key {args.name} in {args.vault_url}",
+                                   f"create one: byok kek create --vault-url {args.vault_url} --name {args.name}"),
+                         input="--name")
     if vk.public is None or vk.public.public_pem is None:
         raise KekError(f"{vk.kid} has no public key to download ({vk.kty})", input="--name")
     write_file(args.out, vk.public.public_pem.encode("ascii"), force=args.force)
-    print(f"wrote {args.out}: {vk.kty} {vk.public.size}-bit public key of {vk.kid}")
+    report(args, {"file": args.out, "kid": vk.kid, "kty": vk.kty, "size": vk.public.size,
+                  "key_ops": list(vk.key_ops), "fingerprint": vk.public.fingerprint},
+           f"wrote {args.out}: {vk.kty} {vk.public.size}-bit public key of {vk.kid}")
     return EXIT_OK
 
 
@@ -269,9 +322,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     from . import rfc3339, vault
     from .kid import check_key_name
     check_key_name(args.name, input="--name")
-    if args.kty == "EC" and not args.curve:
+    kty, curve, expected = args.kty, args.curve, None
+    if args.public_key:  # the type comes from the key itself, and the import is checked against it
+        public = load_public_key(read_file(args.public_key, input="--public-key"), input="--public-key")
+        if curve and curve != public.curve:
+            raise InputError(f"--curve {curve} disagrees with --public-key, which is {_describe(public)}",
+                             input="--curve")
+        kty, curve, expected = public.kty, public.curve, public.fingerprint
+    if kty == "EC" and not curve:
         raise InputError("--kty EC needs --curve (P-256, P-384, P-521 or P-256K)", input="--curve")
-    if args.kty != "EC" and args.curve:
+    if kty != "EC" and curve:
         raise InputError("--curve applies to --kty EC only", input="--curve")
     blob = TransferBlob.parse(read_file(args.byok_file, input="--byok-file"), input="--byok-file")
     not_before = rfc3339.parse(args.not_before, input="--not-before") if args.not_before else None
@@ -280,32 +340,64 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise InputError("--not-before must be before --expires", input="--not-before")
     tags = _parse_tags(args.tags)
     kv = _vault_client(args.vault_url)
-    progress(f"importing {args.name} ({args.kty}-HSM) into {args.vault_url}")
-    imported = vault.import_blob(kv, args.name, blob, kty=args.kty, curve=args.curve, key_ops=args.ops,
-                                 enabled=not args.disabled, not_before=not_before, expires_on=expires, tags=tags)
-    print(json.dumps({"kid": imported.kid, "kty": imported.kty, "key_ops": list(imported.key_ops),
-                      "fingerprint": imported.fingerprint}, sort_keys=True))
+    progress(f"importing {args.name} ({kty}-HSM) into {args.vault_url}")
+    args.interrupted_hint = _landed_hint(args)
+    try:
+        imported = vault.import_blob(kv, args.name, blob, kty=kty, curve=curve, key_ops=args.ops,
+                                     enabled=not args.disabled, not_before=not_before, expires_on=expires, tags=tags,
+                                     expected_fingerprint=expected)
+    except VaultError as exc:
+        if exc.status is None or exc.status >= 500:  # no answer, or the vault failed: it may have landed
+            raise VaultError(next_step(exc.reason, _landed_hint(args)), input=exc.input, status=exc.status,
+                             code=exc.code) from None
+        raise
+    if expected is not None and imported.fingerprint not in (None, expected):
+        raise KeyMaterialError(
+            f"the vault imported {imported.kid} but its public key is not --public-key's (vault "
+            f"{imported.fingerprint}, file {expected}): the .byok file holds other material; disable or delete "
+            "that version", input="--public-key")
+    report(args, {"kid": imported.kid, "kty": imported.kty, "key_ops": list(imported.key_ops),
+                  "enabled": imported.enabled, "fingerprint": imported.fingerprint},
+           f"imported {imported.kid}: {imported.kty}, ops {' '.join(imported.key_ops) or '(none)'}"
+           + (f", fingerprint {imported.fingerprint}" if imported.fingerprint else "")
+           + ("" if imported.enabled else ", disabled"))
     return EXIT_OK
+
+
+def _landed_hint(args: argparse.Namespace) -> str:
+    return (f"the import may or may not have landed; check before importing again: byok verify --vault-url "
+            f"{args.vault_url} --name {args.name} --key KEYFILE")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from . import vault
     target = load_key_arg(args.key, args.password_env, None)
     vk = vault.get_key(_vault_client(args.vault_url), _key_name(args.name))
+    data = {"name": args.name, "vault_url": args.vault_url, "file_fingerprint": target.public.fingerprint,
+            "kid": vk.kid if vk else None, "vault_fingerprint": vk.fingerprint if vk else None,
+            "holds_this_key": bool(vk and vk.fingerprint == target.public.fingerprint)}
     if vk is None:
-        print(f"{args.name}: not found in {args.vault_url}", file=sys.stderr)
+        report(args, data, f"{args.name}: not found in {args.vault_url}")
         return EXIT_MISMATCH
-    if vk.fingerprint == target.public.fingerprint:
-        print(f"{vk.kid}: holds this key (fingerprint {vk.fingerprint})")
+    if data["holds_this_key"]:
+        report(args, data, f"{vk.kid}: holds this key (fingerprint {vk.fingerprint})")
         return EXIT_OK
-    print(f"{vk.kid}: holds OTHER material (vault {vk.fingerprint}, file {target.public.fingerprint})",
-          file=sys.stderr)
+    report(args, data, f"{vk.kid}: holds OTHER material (vault {vk.fingerprint}, file {target.public.fingerprint})")
     return EXIT_MISMATCH
 
 
 def cmd_local_vault_serve(args: argparse.Namespace) -> int:
     from .localvault.serve import main as serve_main
     return serve_main(args.data, args.port, args.sku, args.faults, args.behaviour)
+
+
+def cmd_local_vault_env(args: argparse.Namespace) -> int:
+    from .localvault.serve import running_info
+    info = running_info(args.data)
+    exports = {"BYOK_VAULT_URL": info["vault_url"], "BYOK_CA_BUNDLE": info["ca_cert"],
+               "BYOK_ACCESS_TOKEN_FILE": info["token_file"]}
+    report(args, exports, [f"export {name}={shlex.quote(value)}" for name, value in exports.items()])
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -320,6 +412,7 @@ class _Parser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
@@ -330,22 +423,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
+KTYS = ["RSA", "EC", "oct"]
+CURVES = ["P-256", "P-384", "P-521", "P-256K"]
+KEY_OPS = ["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="byok", description="Azure Key Vault BYOK: wrap, package and import "
-                                     "key material you own (CKM_RSA_AES_KEY_WRAP transfer blobs).")
+                                     "key material you own (CKM_RSA_AES_KEY_WRAP transfer blobs).",
+                     epilog="Results go to stdout (add --json for one JSON object), progress and errors to "
+                            "stderr; an error is one line naming the input at fault, exit status 1 "
+                            "(2 for usage errors).")
     parser.add_argument("--version", action="version", version=f"byok-component {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Callable[[argparse.Namespace], int], help: str,  # noqa: A002
-            into: argparse._SubParsersAction = sub) -> argparse.ArgumentParser:
-        command = into.add_parser(name, help=help, description=help)
+            into: argparse._SubParsersAction = sub, *, online: bool = False) -> argparse.ArgumentParser:
+        command = into.add_parser(name, help=help, description=help, formatter_class=HelpFormatter,
+                                  epilog=ONLINE_EPILOG if online else None)
         command.set_defaults(handler=handler)
         return command
-
-    def out(command: argparse.ArgumentParser) -> None:
-        command.add_argument("-o", "--out", required=True, help="output file (not overwritten without --force)")
-        command.add_argument("--force", action="store_true", help="overwrite the output file")
 
     def pkcs11_args(command: argparse.ArgumentParser) -> None:
         command.add_argument("--pkcs11", metavar="URI", help="target key in a PKCS#11 token, wrapped inside it: "
@@ -356,22 +454,29 @@ def build_parser() -> argparse.ArgumentParser:
                              "$BYOK_PKCS11_PIN); never on the command line")
 
     p = add("keygen", cmd_keygen, "generate a TEST target key (real keys come from your HSM/KMS)")
-    p.add_argument("--kty", choices=["RSA", "EC", "oct"], default="RSA")
-    p.add_argument("--size", type=int, help="RSA: 2048/3072/4096 (default 4096); oct: 128/192/256 bits")
-    p.add_argument("--curve", choices=["P-256", "P-384", "P-521", "P-256K"], help="EC curve (default P-256)")
+    p.add_argument("--kty", choices=KTYS, default="RSA", help="key type")
+    p.add_argument("--size", type=int, help="RSA: 2048/3072/4096 (default 4096); oct: 128/192/256 bits (default 256)")
+    p.add_argument("--curve", choices=CURVES, help="EC curve (default P-256)")
     p.add_argument("--password-env", metavar="VAR", help="encrypt the PEM with the password in $VAR")
-    p.add_argument("--public-out", metavar="FILE", help="also write the public key (for previews without it)")
-    out(p)
+    p.add_argument("--public-out", metavar="FILE", help="also write the public key (lets previews run without "
+                                                       "the private key)")
+    add_out(p, "private key file (written 0600)")
+    add_json(p)
 
     p = add("wrap", cmd_wrap, "wrap a key for a KEK into a .byok transfer blob")
-    p.add_argument("--kek-pem", required=True, help="KEK public key PEM (byok kek download)")
-    p.add_argument("--kek-id", required=True, help="the KEK's versioned kid")
-    p.add_argument("--key", help="target key: PEM/DER private key, or raw AES bytes with --kty oct")
+    p.add_argument("--kek-pem", required=True, metavar="FILE",
+                   help="the KEK's public key (byok kek download / az keyvault key download)")
+    p.add_argument("--kek-id", required=True, metavar="KID",
+                   help="the KEK's versioned kid, https://VAULT/keys/NAME/VERSION (byok kek create prints it)")
+    p.add_argument("--key", metavar="FILE",
+                   help="target key: PEM/DER private key, or raw AES bytes with --kty oct (or --pkcs11)")
     p.add_argument("--password-env", metavar="VAR", help="password of an encrypted key, read from $VAR")
-    p.add_argument("--kty", choices=["RSA", "EC", "oct"], help="expected key type (oct: raw AES key file)")
+    p.add_argument("--kty", choices=KTYS, help="expected key type; oct reads --key as a raw AES key "
+                                               "(default: RSA or EC, from the file)")
     pkcs11_args(p)
     p.add_argument("--public-out", metavar="FILE", help="with --pkcs11: also write the target's public key PEM")
-    out(p)
+    add_out(p, "the .byok file to write")
+    add_json(p)
 
     p = add("pkcs11", lambda a: EXIT_ERROR, "PKCS#11 tokens: test that a token wraps exactly")
     pkcs11_sub = p.add_subparsers(dest="pkcs11_command", required=True, metavar="ACTION")
@@ -381,62 +486,82 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pkcs11-module", metavar="SO", help="the PKCS#11 module (or module-path in the URI, or "
                    "$BYOK_PKCS11_MODULE)")
     p.add_argument("--pin-env", metavar="VAR", help="the user PIN is in $VAR (default $BYOK_PKCS11_PIN)")
-    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    add_json(p)
 
     p = add("blob", cmd_blob, "package ciphertext wrapped elsewhere (KMS/HSM, CKM_RSA_AES_KEY_WRAP) as .byok")
-    p.add_argument("--kek-id", required=True, help="the KEK's versioned kid")
-    p.add_argument("--wrapped", required=True, help="raw ciphertext: OAEP part || KWP part")
-    p.add_argument("--kek-pem", help="check the ciphertext length against this KEK")
-    out(p)
+    p.add_argument("--kek-id", required=True, metavar="KID", help="the KEK's versioned kid it was wrapped for")
+    p.add_argument("--wrapped", required=True, metavar="FILE",
+                   help="raw ciphertext (RSA-OAEP part || AES-KWP part); a .byok file is refused")
+    p.add_argument("--kek-pem", metavar="FILE", help="check the ciphertext length against this KEK public key")
+    add_out(p, "the .byok file to write")
+    add_json(p)
 
     p = add("inspect", cmd_inspect, "show a .byok file's header and ciphertext layout")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--kek-pem", help="check the blob fits this KEK")
-    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("file", metavar="FILE", help="the .byok transfer blob")
+    p.add_argument("--kek-pem", metavar="FILE", help="check the blob fits this KEK public key")
+    add_json(p)
 
     kek = add("kek", lambda a: EXIT_ERROR, "create or download the Key Exchange Key")
     kek_sub = kek.add_subparsers(dest="kek_command", required=True, metavar="ACTION")
-    p = add("create", cmd_kek_create, "create a KEK: RSA-HSM, ops exactly [import]", kek_sub)
-    p.add_argument("--vault-url", required=True)
-    p.add_argument("--name", required=True)
-    p.add_argument("--size", type=int, choices=[2048, 3072, 4096], default=4096)
-    p = add("download", cmd_kek_download, "write the KEK's public key (SubjectPublicKeyInfo PEM)", kek_sub)
-    p.add_argument("--vault-url", required=True)
-    p.add_argument("--name", required=True)
-    p.add_argument("--version")
-    out(p)
+    p = add("create", cmd_kek_create, "create a KEK (RSA-HSM, ops exactly [import]); prints its versioned kid",
+            kek_sub, online=True)
+    add_vault_url(p)
+    p.add_argument("--name", required=True, help="the KEK's key name (e.g. KEKforBYOK)")
+    p.add_argument("--size", type=int, choices=[2048, 3072, 4096], default=4096, help="RSA modulus bits")
+    add_json(p)
+    p = add("download", cmd_kek_download, "write the KEK's public key (SubjectPublicKeyInfo PEM)", kek_sub,
+            online=True)
+    add_vault_url(p)
+    p.add_argument("--name", required=True, help="the KEK's key name")
+    p.add_argument("--version", help="a key version (32 characters; default: the current version)")
+    add_out(p, "the public key file to write")
+    add_json(p)
 
-    p = add("import", cmd_import, "import a .byok file (like az keyvault key import --byok-file)")
-    p.add_argument("--vault-url", required=True)
-    p.add_argument("--name", required=True)
-    p.add_argument("--byok-file", required=True)
-    p.add_argument("--kty", choices=["RSA", "EC", "oct"], default="RSA", help="sent as RSA-HSM/EC-HSM/oct-HSM")
-    p.add_argument("--curve", choices=["P-256", "P-384", "P-521", "P-256K"])
-    p.add_argument("--ops", nargs="+", metavar="OP",
-                   choices=["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"])
-    p.add_argument("--tags", nargs="+", metavar="NAME=VALUE")
-    p.add_argument("--disabled", action="store_true")
-    p.add_argument("--not-before", metavar="RFC3339")
-    p.add_argument("--expires", metavar="RFC3339")
+    p = add("import", cmd_import, "import a .byok file (like az keyvault key import --byok-file)", online=True)
+    add_vault_url(p)
+    p.add_argument("--name", required=True, help="the key name in the vault (1-127 of 0-9 a-z A-Z -)")
+    p.add_argument("--byok-file", required=True, metavar="FILE", help="the transfer blob (byok wrap / byok blob)")
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--kty", choices=KTYS, help="the wrapped key's type, sent as RSA-HSM/EC-HSM/oct-HSM "
+                                                   "(oct: AES, Managed HSM only)")
+    kind.add_argument("--public-key", metavar="FILE", help="the wrapped key's public key file: type and curve "
+                                                           "are read from it, and the import is checked against it")
+    p.add_argument("--curve", choices=CURVES, help="EC curve (needed with --kty EC)")
+    p.add_argument("--ops", nargs="+", metavar="OP", choices=KEY_OPS,
+                   help=f"allowed operations, from {' '.join(KEY_OPS)} (default: the vault's, all the type allows)")
+    p.add_argument("--tags", nargs="+", metavar="NAME=VALUE", help="up to 15 tags")
+    p.add_argument("--disabled", action="store_true", help="import the key disabled")
+    p.add_argument("--not-before", metavar="RFC3339", help="activation date, e.g. 2030-01-01T00:00:00Z")
+    p.add_argument("--expires", metavar="RFC3339", help="expiry date, e.g. 2035-01-01T00:00:00Z")
+    add_json(p)
 
-    p = add("verify", cmd_verify, "exit 0 when the vault's current version holds this key's public half")
-    p.add_argument("--vault-url", required=True)
-    p.add_argument("--name", required=True)
-    p.add_argument("--key", required=True, help="the private key file (its public half is compared)")
-    p.add_argument("--password-env", metavar="VAR")
+    p = add("verify", cmd_verify, "exit 0 when the vault's current version holds this key's public half "
+                                  "(1 when it holds other material or nothing)", online=True)
+    add_vault_url(p)
+    p.add_argument("--name", required=True, help="the key name in the vault")
+    p.add_argument("--key", required=True, metavar="FILE", help="the private key file (its public half is compared)")
+    p.add_argument("--password-env", metavar="VAR", help="password of an encrypted key, read from $VAR")
+    add_json(p)
 
     lv = add("local-vault", lambda a: EXIT_ERROR, "a local Key Vault test double (no place for real keys)")
     lv_sub = lv.add_subparsers(dest="lv_command", required=True, metavar="ACTION")
-    p = add("serve", cmd_local_vault_serve, "serve a BYOK-enforcing Key Vault on https://127.0.0.1", lv_sub)
-    p.add_argument("--data", help="state directory (default: a new private temp dir)")
-    p.add_argument("--port", type=int, default=0, help="port (default: any free port)")
-    p.add_argument("--sku", choices=["premium", "standard", "managedhsm"], default="premium")
-    p.add_argument("--faults", metavar="FILE", help="fault-injection JSON (tests)")
+    p = add("serve", cmd_local_vault_serve, "serve a BYOK-enforcing Key Vault on https://127.0.0.1 until "
+                                            "Ctrl-C; prints one JSON line (vault_url, ca_cert, token_file)", lv_sub)
+    p.add_argument("--data", metavar="DIR", help="state directory, kept across restarts (default: a new private "
+                                                 "temporary directory, removed on exit)")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
+    p.add_argument("--sku", choices=["premium", "standard", "managedhsm"], default="premium",
+                   help="which vault to imitate (managedhsm: oct-HSM keys allowed; standard: no HSM keys)")
+    p.add_argument("--faults", metavar="FILE", help="fault-injection JSON (tests; off by default)")
     p.add_argument("--behaviour", metavar="FILE",
                    help="Azure behaviours JSON: purge protection, RBAC propagation, asynchronous deletion (tests)")
+    p = add("env", cmd_local_vault_env, "print export lines for a running local vault, for "
+                                        + LOCAL_VAULT_ENV_HINT, lv_sub)
+    p.add_argument("--data", required=True, metavar="DIR", help="the --data directory the vault was started with")
+    add_json(p)
 
-    p = add("demo", cmd_demo, "the whole BYOK flow on an embedded local vault")
-    p.add_argument("--keep", action="store_true", help="keep the demo directory")
+    p = add("demo", cmd_demo, "the whole BYOK flow on an embedded local vault, in a temporary directory")
+    p.add_argument("--keep", action="store_true", help="keep the demo directory (deleted by default)")
     return parser
 
 
@@ -444,6 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code. Errors are one line on stderr, tracebacks only with --debug."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_azure_logs()
     try:
         return args.handler(args)
     except ByokError as exc:
@@ -452,7 +578,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"byok: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("byok: interrupted", file=sys.stderr)
+        hint = getattr(args, "interrupted_hint", None)
+        print(f"byok: interrupted{f' — {hint}' if hint else ''}", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback (it may quote secrets)
         if args.debug:

@@ -28,7 +28,7 @@ __all__ = [
 Target = Literal["azure", "managedhsm", "local"]
 TARGETS: tuple[str, ...] = ("azure", "managedhsm", "local")
 
-# Built-in role ids (azure-byok.md §7). Key Vault Crypto Officer: any action on keys, except permissions.
+# Built-in role ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/security). Key Vault Crypto Officer: any action on keys, except permissions.
 KEY_VAULT_CRYPTO_OFFICER = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603"
 # Managed HSM *local* RBAC roles. They are data-plane assignments (`az keyvault role assignment create
 # --hsm-name ...`); azure-native v3 has no resource for them, so ByokVault creates none (docs/azure.md).

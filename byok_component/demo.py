@@ -87,9 +87,11 @@ def run_demo(*, keep: bool = False) -> int:
         return 0 if all(row[4] for row in rows) else 1
     finally:
         if keep:
-            _say(f"kept {workdir}")
+            _say(f"kept {workdir} (the key files, .byok files and the vault's data; delete it when done)")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+            _say(f"removed {workdir} and its test keys (byok demo --keep keeps them)")
+        _say("next: the same steps by hand on a local vault you keep running — README.md, 'The local vault'")
 
 
 def _print_table(rows: list[tuple[str, str, str, str, bool]]) -> None:

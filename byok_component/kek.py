@@ -5,7 +5,7 @@ ARM at all; there the KEK is made with ``POST /keys/{name}/create`` (RSA-HSM, op
 BYOK spec §1.1). On a premium Key Vault prefer the ARM ``keyvault.Key`` that ``ByokVault`` declares.
 
 The provider holds no state and builds its client inside each method; it lives in this importable
-module, so Pulumi pickles it by reference (reference/pulumi.md §1).
+module, so Pulumi pickles it by reference (https://www.pulumi.com/docs/iac/concepts/resources/dynamic-providers/).
 """
 
 from __future__ import annotations

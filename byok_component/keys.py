@@ -43,7 +43,7 @@ __all__ = [
 
 KeyType = Literal["RSA", "EC", "oct"]
 
-# Azure refuses other RSA sizes for BYOK targets (azure-byok.md §1.2).
+# Azure refuses other RSA sizes for BYOK targets (https://learn.microsoft.com/azure/key-vault/keys/byok-specification).
 RSA_SIZES: tuple[int, ...] = (2048, 3072, 4096)
 # JWK curve names as Key Vault spells them (secp256k1 is "P-256K" in Key Vault's JWKs).
 EC_CURVES: dict[str, type[ec.EllipticCurve]] = {

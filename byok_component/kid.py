@@ -10,7 +10,7 @@ from .errors import InputError
 
 __all__ = ["KeyId", "check_key_name", "normalize_vault_url", "KEY_NAME_RE", "VAULT_DNS_SUFFIXES"]
 
-# Names: 1-127 of 0-9 a-z A-Z - (about-keys-secrets-certificates.md). Versions: 32 hex (system-made).
+# Names: 1-127 of 0-9 a-z A-Z - (learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates). Versions: 32 hex (system-made).
 KEY_NAME_RE = re.compile(r"^[0-9A-Za-z-]{1,127}\Z")  # \Z: "$" would let a trailing newline through
 _LABEL_RE = re.compile(r"^[0-9a-z](?:[0-9a-z-]{0,62})\Z")
 _VERSION_RE = re.compile(r"^[0-9A-Za-z]{32}\Z")
@@ -68,6 +68,10 @@ class KeyId:
         """Parse and check a kid; ``versioned`` demands the 32-character version (BYOK spec: KEK kid)."""
         if not isinstance(kid, str) or not kid:
             raise InputError("must be a key identifier https://{vault}/keys/{name}/{version}", input=input)
+        if "://" not in kid:  # a bare key name: say what a kid is and where to get one, not "must use https"
+            raise InputError(f"{kid.strip()[:130]!r} is not a key identifier URL — give the versioned kid "
+                             "https://{vault}/keys/{name}/{version} (byok kek create prints it; "
+                             "az keyvault key show --query key.kid)", input=input)
         parts = urlsplit(kid.strip())
         if parts.query or parts.fragment:
             raise InputError("must not carry a query string or fragment", input=input)

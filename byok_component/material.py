@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .blob import TransferBlob
+from .blob import TransferBlob, looks_like_transfer_blob
 from .errors import BlobError, ByokError, InputError, KeyMaterialError
 from .files import MAX_INPUT_BYTES, read_input
 from .keys import (AES_KEY_ENCODINGS, OCT_SIZES, AesKeyEncoding, KeyType, PublicKeyInfo, TargetKey,
@@ -99,9 +99,7 @@ def _load_public(path: object) -> PublicKeyInfo:
 def _read_wrapped(path: object, kek_id: str | None) -> bytes:
     """The ciphertext of a key wrapped elsewhere: a .byok transfer blob, or the raw CKM_RSA_AES_KEY_WRAP bytes."""
     data = _read(path, "wrapped_key_file")
-    # A .byok file is ASCII JSON. Raw ciphertext is random bytes: about 1 in 200 start with "{" (or blanks and
-    # "{"), but a few hundred random bytes are never all ASCII.
-    if data.lstrip().startswith(b"{") and data.isascii():
+    if looks_like_transfer_blob(data):  # the same test as byok blob --wrapped
         try:
             blob = TransferBlob.parse(data, input="wrapped_key_file")
         except BlobError as exc:

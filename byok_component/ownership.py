@@ -32,7 +32,7 @@ OWNER_TAG = "byok-owner"
 # With verify.py's tags on versions imported from wrapped_key_file (byok-ciphertext-sha256, byok-unverified).
 RESERVED_TAGS: tuple[str, ...] = (OWNER_TAG, *verify.RESERVED)
 OWNER_OUTPUT = "owner"
-_VAULT_MAX_TAGS = 15  # about-keys-details.md: a key version holds at most 15 tags
+_VAULT_MAX_TAGS = 15  # Key Vault (about-keys-details): a key version holds at most 15 tags
 MAX_USER_TAGS = _VAULT_MAX_TAGS - len(RESERVED_TAGS)
 _MARKER = re.compile(r"^[0-9a-f]{32}$")
 

@@ -59,7 +59,7 @@ KEY_OPS_BY_TYPE: dict[str, tuple[str, ...]] = {
 }
 _ALL_OPS = {op.lower(): op for op in ("encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey",
                                       "import", "export")}
-MAX_TAGS = MAX_USER_TAGS  # about-keys-details.md: up to 15 tags, less the provider's reserved ones (ownership.py)
+MAX_TAGS = MAX_USER_TAGS  # up to 15 tags (Key Vault: about-keys-details), less the provider's reserved ones (ownership.py)
 MAX_TAG_LENGTH = 256     # ... names and values up to 256 characters
 
 def key_id(vault_url: str, key_name: str) -> str:

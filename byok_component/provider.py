@@ -2,7 +2,7 @@
 
 It holds no state and builds its Key Vault client inside each method; it lives in this importable module,
 so Pulumi pickles it by reference (a few dozen bytes naming the class, no code, no credentials;
-reference/pulumi.md §1). ``check`` and ``diff`` are offline (they run in every preview); the Azure SDK
+https://www.pulumi.com/docs/iac/concepts/resources/dynamic-providers/). ``check`` and ``diff`` are offline (they run in every preview); the Azure SDK
 is imported only by the methods that talk to a vault.
 """
 

@@ -13,7 +13,7 @@ from .provider import ByokKeyProvider
 
 __all__ = ["ByokKey", "ByokKeyArgs", "KeyMaterialArgs", "OUTPUT_NAMES"]
 
-# Outputs beyond the echoed inputs (DESIGN.md "Resource ByokKey").
+# Outputs beyond the echoed inputs (README "ByokKey").
 OUTPUT_NAMES: tuple[str, ...] = ("kid", "version", "key_type", "key_size", "curve", "public_key_pem", "fingerprint",
                                   "owner")
 

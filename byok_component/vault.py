@@ -59,6 +59,9 @@ ENV_THROTTLE_WAIT = "BYOK_THROTTLE_WAIT_SECONDS"
 ENV_PENDING_WAIT = "BYOK_PENDING_WAIT_SECONDS"
 ENV_BACKOFF_BASE = "BYOK_BACKOFF_BASE_SECONDS"
 
+# How to point this process at a local vault (byok local-vault serve), said by every credential/CA error.
+_FIX_LOCAL = 'for a local vault: eval "$(byok local-vault env --data DIR)"'
+
 T = TypeVar("T")
 _UNKNOWN = object()  # "not read yet", distinct from None ("read: absent")
 
@@ -143,11 +146,12 @@ class _TokenFileCredential:
         try:  # a regular file, bounded: a FIFO or a device here must not hang the provider
             token = read_input(self._path, input=ENV_TOKEN_FILE, max_bytes=_MAX_TOKEN_BYTES).decode("utf-8").strip()
         except InputError as exc:
-            raise VaultAuthError(f"cannot use the token file: {exc.reason}", input=ENV_TOKEN_FILE) from None
+            raise VaultAuthError(f"cannot use the token file: {exc.reason} — {_FIX_LOCAL}",
+                                 input=ENV_TOKEN_FILE) from None
         except UnicodeDecodeError:
             raise VaultAuthError("the token file is not UTF-8 text", input=ENV_TOKEN_FILE) from None
         if not token:
-            raise VaultAuthError("the token file is empty", input=ENV_TOKEN_FILE)
+            raise VaultAuthError(f"the token file {self._path} is empty — {_FIX_LOCAL}", input=ENV_TOKEN_FILE)
         return AccessToken(token, int(time.time()) + 3600)
 
     def __repr__(self) -> str:
@@ -170,8 +174,9 @@ def _credential(vault_url: str) -> Any:
     if token_file:
         return _TokenFileCredential(token_file)
     if _is_loopback(vault_url):
-        raise VaultAuthError(f"{vault_url} is a loopback (local) vault: set {ENV_TOKEN_FILE} to its token file; "
-                             "Azure credentials are never sent to a loopback address", input=ENV_TOKEN_FILE)
+        raise VaultAuthError(f"{vault_url} is a loopback (local) vault: set {ENV_TOKEN_FILE} to its token file "
+                             f"({_FIX_LOCAL}); Azure credentials are never sent to a loopback address",
+                             input=ENV_TOKEN_FILE)
     global _default_credential
     with _credential_lock:  # one DefaultAzureCredential per process: it caches tokens
         if _default_credential is None:
@@ -241,6 +246,8 @@ def _client_options(url: str) -> dict[str, Any]:
     }
     ca_bundle = os.environ.get(ENV_CA_BUNDLE)
     if ca_bundle:
+        if not os.path.isfile(ca_bundle):  # else requests fails later with a bare OSError
+            raise InputError(f"{ca_bundle} is not a file (from {os.getcwd()}) — {_FIX_LOCAL}", input=ENV_CA_BUNDLE)
         options["connection_verify"] = ca_bundle
     return options
 
@@ -262,13 +269,25 @@ def _map_error(exc: Exception, what: str, vault_url: str | None = None) -> ByokE
     if isinstance(exc, ValueError) and "challenge resource" in str(exc):  # azure-keyvault-keys' challenge check
         return VaultAuthError(f"{what}: the vault's 401 challenge names a resource its host does not belong to; "
                               "no token was sent (is this URL really a Key Vault?)")
+    if isinstance(exc, ServiceRequestError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        ca_bundle = os.environ.get(ENV_CA_BUNDLE)
+        said = f"by {ca_bundle}" if ca_bundle else f"and {ENV_CA_BUNDLE} is not set"
+        return VaultError(f"{what}: the vault's TLS certificate is not trusted {said} (CERTIFICATE_VERIFY_FAILED) — "
+                          f"point {ENV_CA_BUNDLE} at the CA that signed it ({_FIX_LOCAL}; behind a "
+                          "TLS-inspecting proxy: the proxy's CA)", input=ENV_CA_BUNDLE)
     if isinstance(exc, ServiceRequestError):  # nothing was sent
-        return VaultError(f"{what}: could not reach the vault ({type(exc).__name__}: {_one_line(exc.message)})")
+        return VaultError(f"{what}: could not reach the vault ({type(exc).__name__}: {_one_line(exc.message)}) — "
+                          "check the vault URL, and that the vault (or byok local-vault serve) is running")
     if isinstance(exc, ServiceResponseError):  # sent, but the answer was lost or late: it may have been applied
         return VaultError(f"{what}: no answer from the vault, so it may or may not have been applied "
                           f"({type(exc).__name__}: {_one_line(exc.message)})")
     if not isinstance(exc, HttpResponseError):
-        return VaultError(f"{what}: {type(exc).__name__}")
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else None
+        return VaultError(f"{what}: {type(exc).__name__}{f' ({detail})' if detail else ''}")
+    if isinstance(exc, ClientAuthenticationError) and exc.response is None:  # no credential produced a token
+        return VaultAuthError(f"{what}: no Azure credential (DefaultAzureCredential found none) — run `az login` "
+                              "or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, or set "
+                              f"{ENV_TOKEN_FILE} ({_FIX_LOCAL})")
     status = exc.status_code
     code = getattr(exc.error, "code", None) if exc.error else None
     message = getattr(exc.error, "message", None) if exc.error else None
@@ -277,6 +296,10 @@ def _map_error(exc: Exception, what: str, vault_url: str | None = None) -> ByokE
     text = f"{what}: ({code or status}) {_one_line(message or str(exc).splitlines()[0])}"
     kind = refusals.kind_of(status, code, inner_code, text)
     if isinstance(exc, ClientAuthenticationError) or status == 401:
+        token_file = os.environ.get(ENV_TOKEN_FILE)
+        if token_file:
+            return VaultAuthError(f"{text} — the vault refused the token in {token_file} "
+                                  f"({_FIX_LOCAL})", input=ENV_TOKEN_FILE, status=status, code=code, inner=inner_code)
         return VaultAuthError(text, status=status, code=code, inner=inner_code)
     if isinstance(exc, ResourceNotFoundError) or status == 404:
         return KeyNotFoundError(text, status=status, code=code, inner=inner_code)

@@ -18,7 +18,7 @@ __all__ = ["KEK_SIZES", "AES_KEY_BYTES", "check_kek", "wrap", "unwrap", "split",
 
 # BYOK spec §"Key Exchange Key": an RSA-HSM key of 2048, 3072 or 4096 bits.
 KEK_SIZES: tuple[int, ...] = (2048, 3072, 4096)
-# Every public tool uses an AES-256 ephemeral key (azure-byok.md §1.4); we emit and accept only that.
+# Every public tool uses an AES-256 ephemeral key (https://learn.microsoft.com/azure/key-vault/keys/byok-specification); we emit and accept only that.
 AES_KEY_BYTES = 32
 
 

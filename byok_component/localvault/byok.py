@@ -3,7 +3,7 @@
 Pure: the caller hands in the request fields, this vault's URLs and a KEK lookup; nothing is stored
 unless this returns. Every refusal names the problem and holds no key material.
 
-Choices where Azure's behaviour is unconfirmed (azure-byok.md §10), each tested in
+Choices where Azure's behaviour is unconfirmed (the public docs are silent), each tested in
 tests/integration/test_localvault_byok.py:
 
 - **Status.** Every BYOK refusal is **400 BadParameter**, a KEK that does not exist included: a 404

@@ -184,7 +184,7 @@ def verify(material: KeyMaterial, alg: str, digest: bytes, signature: bytes) -> 
 
 # --- encrypt / decrypt / wrap / unwrap ----------------------------------------------------------
 def _rsa_padding(alg: str) -> padding.AsymmetricPadding | None:
-    if alg == "RSA-OAEP":  # SHA-1 and MGF1-SHA-1 (about-keys-details.md)
+    if alg == "RSA-OAEP":  # SHA-1 and MGF1-SHA-1 (https://learn.microsoft.com/azure/key-vault/keys/about-keys-details)
         return padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
     if alg == "RSA-OAEP-256":
         return padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)

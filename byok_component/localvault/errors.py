@@ -1,6 +1,7 @@
 """Refusals the local vault sends, in Key Vault's error shape ``{"error": {"code", "message", "innererror"}}``.
 
-Status codes follow azure-byok.md §4 (and what Azure SDK issues show for 403s on keys).
+Status codes follow Key Vault's REST error codes (https://learn.microsoft.com/azure/key-vault/general/rest-error-codes)
+and what Azure SDK issues show for 403s on keys.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What a vault of each sku accepts: key types, sizes, curves, key operations, tags, names, attributes.
 
 Pure rules shared by create, import and update. Choices where Azure's behaviour is unconfirmed
-(azure-byok.md §10), each tested in tests/integration/test_localvault_policy.py:
+(the public docs are silent), each tested in tests/integration/test_localvault_policy.py:
 
 - sku ``standard`` refuses every ``*-HSM`` key type (create and import) with **400 BadParameter**
   "Hardware key operation not allowed on standard vault" (the text is Azure's; the status is not
@@ -13,7 +13,7 @@ Pure rules shared by create, import and update. Choices where Azure's behaviour 
   unwrapKey; RSA: all six); ``import`` is only for an RSA-HSM key generated in the vault and excludes
   every other op (the BYOK how-to: "'import' is mutually exclusive with all other key operations");
   ``export`` (key release) is not modelled and refused. Duplicates are dropped, order is kept.
-- Tags: at most 15, names and values strings of at most 256 characters (about-keys-details.md).
+- Tags: at most 15, names and values strings of at most 256 characters (https://learn.microsoft.com/azure/key-vault/keys/about-keys-details).
 - ``nbf`` after ``exp`` is refused; ``exportable: true`` and ``release_policy`` are refused (not modelled).
 """
 

@@ -3,6 +3,8 @@
 Prints a one-line warning on stderr (a test double, no place for real keys), then exactly one JSON
 line on stdout once the vault accepts connections:
 ``{"vault_url": "https://127.0.0.1:N", "ca_cert": "<path>", "token_file": "<path>"}``.
+Paths are absolute. While it serves, the same line sits in ``DIR/serving.json`` (0600, removed when it stops),
+which ``byok local-vault env --data DIR`` turns into ``export`` lines.
 Without ``--data`` the vault lives in a new private temporary directory, removed when it stops.
 Exit status: 0 after a clean stop, 2 for bad arguments (sku, port, data, faults or behaviour file), 1 if it
 cannot start.
@@ -12,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -21,11 +25,15 @@ from pathlib import Path
 from types import FrameType
 
 from .behaviour import Behaviour
+from ..errors import InputError
 from .faults import FaultConfig
 from .policy import SKUS
 from .server import LocalVault
+from .tls import write_private
 
-__all__ = ["main", "cli"]
+__all__ = ["main", "cli", "running_info", "SERVING_FILE"]
+
+SERVING_FILE = "serving.json"
 
 
 def main(data: str | None, port: int, sku: str, faults_file: str | None, behaviour_file: str | None = None) -> int:
@@ -50,7 +58,7 @@ def main(data: str | None, port: int, sku: str, faults_file: str | None, behavio
         print(f"byok local-vault: --behaviour {behaviour_file}: {exc}", file=sys.stderr)
         return 2
     temporary = data is None
-    data_dir = Path(tempfile.mkdtemp(prefix="byok-local-vault-")) if data is None else Path(data)
+    data_dir = Path(tempfile.mkdtemp(prefix="byok-local-vault-")) if data is None else Path(data).absolute()
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -68,16 +76,48 @@ def main(data: str | None, port: int, sku: str, faults_file: str | None, behavio
         try:
             print(f"byok local-vault: WARNING: this is a TEST DOUBLE of Azure Key Vault; keys are stored "
                   f"unprotected in {data_dir}. Never put real keys in it.", file=sys.stderr, flush=True)
-            print(json.dumps(vault.info()), flush=True)
+            line = json.dumps(vault.info())
+            serving = data_dir / SERVING_FILE
+            write_private(serving, line.encode("utf-8") + b"\n")
+            print(line, flush=True)
             stop.wait()
         finally:
             vault.stop()
+            (data_dir / SERVING_FILE).unlink(missing_ok=True)
         return 0
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         if temporary:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def running_info(data: str) -> dict[str, str]:
+    """What a local vault serving from ``data`` printed, once it is checked to be answering on its port.
+
+    Each way this can fail says how to start the vault, so ``eval "$(byok local-vault env --data DIR)"``
+    is never silently empty.
+    """
+    start = f"start it: byok local-vault serve --data {shlex.quote(data)} &"
+    directory = Path(data)
+    if not directory.is_dir():
+        raise InputError(f"{data} is not a local vault's data directory (it does not exist) — {start}",
+                         input="--data")
+    try:
+        info = json.loads((directory / SERVING_FILE).read_text(encoding="utf-8"))
+        port = int(info["vault_url"].rsplit(":", 1)[1])
+        paths = {name: str(info[name]) for name in ("vault_url", "ca_cert", "token_file")}
+    except FileNotFoundError:
+        raise InputError(f"no local vault is serving from {data} — {start}", input="--data") from None
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        raise InputError(f"{directory / SERVING_FILE} is unreadable — stop the vault and {start}",
+                         input="--data") from None
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        raise InputError(f"the local vault that served from {data} on port {port} is gone (stale "
+                         f"{SERVING_FILE}) — {start}", input="--data") from None
+    return paths
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -4,7 +4,8 @@
 connection's own thread, so a client speaking plain HTTP only loses its own connection (it gets no
 answer, the handshake fails). ``stop()`` closes live keep-alive connections and joins every thread.
 
-Authentication follows Key Vault's challenge protocol (azure-byok.md §6): without a valid bearer token
+Authentication follows Key Vault's challenge protocol
+(https://learn.microsoft.com/azure/key-vault/general/authentication-requests-and-responses): without a valid bearer token
 the answer is 401 with ``WWW-Authenticate: Bearer authorization="https://login.microsoftonline.com/
 <tenant>", resource="https://vault.azure.net"`` (``https://managedhsm.azure.net`` for sku managedhsm).
 Nothing here logs headers, bodies, tokens or key material: the access log (logger
@@ -215,7 +216,8 @@ class LocalVault:
 
     def __init__(self, data_dir: str | Path, *, port: int = 0, sku: str = "premium",
                  faults: FaultConfig | None = None, behaviour: Behaviour | None = None) -> None:
-        self.data_dir = Path(data_dir)
+        # Absolute: the paths in info() are exported and used from other directories (byok local-vault env).
+        self.data_dir = Path(data_dir).absolute()
         self.sku = check_sku(sku)
         self.faults = faults or FaultConfig()
         self.behaviour = behaviour or Behaviour()

@@ -46,22 +46,22 @@ def test_manual_flow_kek_download_wrap_import_verify(env, tmp_path: Path, capsys
                    str(tmp_path / f"{name}.pem"), "-o", str(tmp_path / f"{name}.byok"))[0] == 0
 
     code, out, err = run(capsys, "import", "--vault-url", url, "--name", rsa_name, "--byok-file",
-                         str(tmp_path / "rsa.byok"))
+                         str(tmp_path / "rsa.byok"), "--kty", "RSA", "--json")
     assert code == 0, err
     assert json.loads(out)["kty"] == "RSA-HSM"
     code, out, err = run(capsys, "import", "--vault-url", url, "--name", ec_name, "--byok-file",
                          str(tmp_path / "ec.byok"), "--kty", "EC", "--curve", "P-256", "--ops", "sign", "verify",
-                         "--tags", "owner=secops", "--expires", "2035-01-01T00:00:00Z")
+                         "--tags", "owner=secops", "--expires", "2035-01-01T00:00:00Z", "--json")
     assert code == 0, err
     imported = json.loads(out)
     assert imported["kty"] == "EC-HSM" and sorted(imported["key_ops"]) == ["sign", "verify"]
 
     assert run(capsys, "verify", "--vault-url", url, "--name", ec_name, "--key", str(tmp_path / "ec.pem"))[0] == 0
-    code, _, err = run(capsys, "verify", "--vault-url", url, "--name", ec_name, "--key", str(tmp_path / "rsa.pem"))
-    assert code == 1 and "OTHER material" in err
-    code, _, err = run(capsys, "verify", "--vault-url", url, "--name", unique_name("absent"), "--key",
+    code, out, _ = run(capsys, "verify", "--vault-url", url, "--name", ec_name, "--key", str(tmp_path / "rsa.pem"))
+    assert code == 1 and "OTHER material" in out
+    code, out, _ = run(capsys, "verify", "--vault-url", url, "--name", unique_name("absent"), "--key",
                        str(tmp_path / "rsa.pem"))
-    assert code == 1 and "not found" in err
+    assert code == 1 and "not found" in out
 
 
 def test_import_errors_are_one_line_and_name_the_problem(env, tmp_path: Path, capsys, unique_name) -> None:
@@ -127,3 +127,27 @@ def test_demo_runs_the_whole_flow_and_leaves_nothing_running(capsys) -> None:
     assert "RSA-HSM" in lines[1] and "EC-HSM" in lines[2]
     leftover = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
     assert not leftover, leftover
+
+
+def test_import_reads_the_type_from_a_public_key_and_missing_versions_say_what_exists(env, tmp_path: Path, capsys,
+                                                                                     unique_name) -> None:
+    url, kek_name = env.vault_url, unique_name("kek")
+    kek_id = run(capsys, "kek", "create", "--vault-url", url, "--name", kek_name, "--size", "2048")[1].strip()
+    code, _, err = run(capsys, "kek", "download", "--vault-url", url, "--name", kek_name, "--version", "deadbeef",
+                       "-o", str(tmp_path / "kek.pem"))
+    assert code == 1 and f"--version: key {kek_name} in {url} has no version deadbeef" in err
+    assert f"leave out --version for the current one ({kek_id.rsplit('/', 1)[1]})" in err
+    assert not (tmp_path / "kek.pem").exists()
+    run(capsys, "kek", "download", "--vault-url", url, "--name", kek_name, "-o", str(tmp_path / "kek.pem"))
+    assert run(capsys, "keygen", "--kty", "EC", "--curve", "P-384", "-o", str(tmp_path / "ec.pem"), "--public-out",
+               str(tmp_path / "ec.pub.pem"))[0] == 0
+    run(capsys, "wrap", "--kek-pem", str(tmp_path / "kek.pem"), "--kek-id", kek_id, "--key", str(tmp_path / "ec.pem"),
+        "-o", str(tmp_path / "ec.byok"))
+    name = unique_name("ec")
+    code, out, err = run(capsys, "import", "--vault-url", url, "--name", name, "--byok-file", str(tmp_path / "ec.byok"),
+                         "--public-key", str(tmp_path / "ec.pub.pem"), "--ops", "sign", "verify")
+    assert code == 0, err
+    assert out.startswith(f"imported {url}/keys/{name}/") and "EC-HSM, ops sign verify" in out
+    code, _, err = run(capsys, "import", "--vault-url", url, "--name", unique_name("ec"), "--byok-file",
+                       str(tmp_path / "ec.byok"), "--public-key", str(tmp_path / "ec.pub.pem"), "--curve", "P-256")
+    assert code == 1 and "--curve: --curve P-256 disagrees with --public-key, which is EC P-384" in err

@@ -159,7 +159,7 @@ def test_kek_4096_wraps_p256(local_vault, key_client: KeyClient, kek, tmp_path, 
     assert key_client.import_key(unique_name("ec"), JsonWebKey(kty="EC-HSM", crv="P-256", t=blob)).key_type == "EC-HSM"
 
 
-# --- accepted encodings (choices: azure-byok.md §10) ---------------------------------------------------
+# --- accepted encodings (choices where the public docs are silent) ---------------------------------------------------
 def _python_blob(kek: dict[str, Any], plaintext: bytes, **overrides: Any) -> bytes:
     return blob_json(kek["kid"], wrap.wrap(kek["public"], plaintext), **overrides)
 

@@ -96,7 +96,7 @@ def test_wrap_in_token_then_import_puts_the_tokens_key_in_the_vault(
     # Phase 3: import.
     kty_args = ["--kty", "oct"] if kind == "aes" else ["--kty", "EC", "--curve", "P-384", "--ops", "sign", "verify"]
     code, out, err = run(capsys, "import", "--vault-url", url, "--name", f"target-{suffix}", "--byok-file",
-                         str(tmp_path / "key.byok"), *kty_args)
+                         str(tmp_path / "key.byok"), *kty_args, "--json")
     assert code == 0, err
     outputs += [out, err]
     kid = json.loads(out)["kid"]

@@ -1,4 +1,4 @@
-"""Drive ``python -m pulumi.dynamic`` over gRPC exactly as the Pulumi engine does (reference/pulumi.md §2).
+"""Drive ``python -m pulumi.dynamic`` over gRPC exactly as the Pulumi engine does (pulumi/pulumi proto/pulumi/provider.proto).
 
 The host prints its port on stdout once its gRPC server is listening; we wait for that line (no sleeps),
 then talk to it with the generated ``ResourceProviderStub``. Properties go over the wire as protobuf
