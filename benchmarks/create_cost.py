@@ -21,7 +21,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .common import Bench, child_env, median, ms, pem_private
+from .common import ROOT, Bench, child_env, median, ms, pem_private
 
 
 def run(bench: Bench) -> dict[str, Any]:
@@ -40,7 +40,8 @@ def run(bench: Bench) -> dict[str, Any]:
     plan = {"vault_url": bench.vault.vault_url, "kek_id": bench.kek_id, "env": bench.provider_env(),
             "tags": {"team": "platform", "env": "bench"}, "prefix": "c", "files": files, "steps": steps}
     done = subprocess.run([sys.executable, "-m", "benchmarks.create_worker"], input=json.dumps(plan), text=True,
-                          capture_output=True, env=child_env(), cwd=bench.keys.root.parent, check=False)
+                          capture_output=True, env={**child_env(), "PYTHONPATH": str(ROOT)},  # the worker is ours, not a provider host
+                          cwd=bench.keys.root.parent, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"create worker failed:\n{done.stderr[-4000:]}")
     out: dict[str, Any] = {}

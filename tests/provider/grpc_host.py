@@ -1,8 +1,21 @@
-"""Drive ``python -m pulumi.dynamic`` over gRPC exactly as the Pulumi engine does (pulumi/pulumi proto/pulumi/provider.proto).
+"""Start ``python -m pulumi.dynamic`` the way the Pulumi engine starts a Python dynamic provider, and call it.
 
-The host prints its port on stdout once its gRPC server is listening; we wait for that line (no sleeps),
-then talk to it with the generated ``ResourceProviderStub``. Properties go over the wire as protobuf
-Structs, so every number comes back as a float and unknowns are the wire sentinel, as with the engine.
+How the engine starts it (pulumi/pulumi, read at a 2026 snapshot): ``pkg/resource/plugin/provider_plugin.go``
+``NewProvider`` runs the bundled plugin ``pulumi-resource-pulumi-python`` with the program directory as working
+directory (``newPlugin(ctx, ctx.Pwd, ...)``), the CLI's own environment plus the runtime options as
+``PULUMI_RUNTIME_*`` variables and ``PULUMI_PROJECT``, and the engine's host address as the only argument. That
+script (``sdk/python/dist/pulumi-resource-pulumi-python``) resolves ``PULUMI_RUNTIME_VIRTUALENV`` (``venv`` in
+our Pulumi.yaml) against the working directory, puts its ``bin`` first on PATH, unsets PYTHONHOME and runs
+``<venv>/bin/python -u -m pulumi.dynamic <address>``. **Nobody sets PYTHONPATH**: ``-m`` puts the working directory
+first on ``sys.path``, so ``byok_component`` imports from the project root there, and from anywhere else only
+when it is installed in that venv. ``ProviderHost`` does the same (the project's venv python, the project root as
+working directory, PYTHONPATH and PYTHONHOME removed from the environment); ``python``/``cwd`` point it at
+another venv and directory (a library user's layout).
+
+What this module does not do is plan: which RPCs follow which for ``up``, ``--replace``, refresh or destroy is
+tests/provider/engine.py (the replay driver). The host prints its port on stdout once its gRPC server listens;
+we wait for that line (no sleeps). Properties travel as protobuf Structs, so numbers come back as floats and
+unknowns are the wire sentinel, as with the engine.
 """
 
 from __future__ import annotations
@@ -10,7 +23,6 @@ from __future__ import annotations
 import os
 import selectors
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,17 +34,30 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "byok-component"
+VIRTUALENV = "venv"  # Pulumi.yaml runtime.options.virtualenv
+# The engine passes its host server's address; pulumi.dynamic ignores its arguments. Nothing listens here.
+ENGINE_ADDRESS = "127.0.0.1:1"
 _STARTUP_TIMEOUT = 60.0
 _CALL_TIMEOUT = 120.0
 
 
-def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Env for the host: ours minus credentials, proxies and Pulumi settings, plus the repo on the path."""
+def project_python(project: Path = ROOT) -> Path:
+    """The project's virtualenv python, as pulumi-resource-pulumi-python resolves it (never sys.executable)."""
+    python = project / VIRTUALENV / "bin" / "python"
+    if not python.is_file():
+        raise FileNotFoundError(f"{python} is missing: run ./dev once to create the project's venv")
+    return python
+
+
+def child_env(extra: Mapping[str, str] | None = None, *, venv: Path | None = None) -> dict[str, str]:
+    """Env for the host: ours minus credentials, proxies, Pulumi settings and PYTHONPATH/PYTHONHOME, plus what the
+    engine and its plugin script add (PULUMI_PROJECT, PULUMI_RUNTIME_*, the venv's bin first on PATH)."""
     out = {k: v for k, v in os.environ.items() if not k.startswith(("BYOK_", "AZURE_", "PULUMI_"))}
-    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "PYTHONPATH", "PYTHONHOME"):
         out.pop(name, None)
-    python_path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    out.update({"PULUMI_PROJECT": PROJECT, "PYTHONPATH": python_path, **(extra or {})})
+    venv = venv or ROOT / VIRTUALENV
+    out.update({"PULUMI_PROJECT": PROJECT, "PULUMI_RUNTIME_TOOLCHAIN": "pip", "PULUMI_RUNTIME_VIRTUALENV": str(venv),
+                "PATH": os.pathsep.join([str(venv / "bin"), out.get("PATH", "")]), **(extra or {})})
     return out
 
 
@@ -50,12 +75,14 @@ def plain(message: struct_pb2.Struct) -> dict[str, Any]:
 class ProviderHost:
     """One ``python -m pulumi.dynamic`` process; ``stub`` is its ResourceProvider client."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], *, python: Path | None = None, cwd: Path = ROOT) -> None:
+        python = python or project_python()
+        self.python, self.cwd = python, cwd
         self._stderr = tempfile.TemporaryFile()
         started = time.perf_counter()
-        self.process = subprocess.Popen([sys.executable, "-u", "-m", "pulumi.dynamic"], cwd=ROOT,
-                                        env=child_env(env), stdout=subprocess.PIPE, stderr=self._stderr,
-                                        stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen([str(python), "-u", "-m", "pulumi.dynamic", ENGINE_ADDRESS], cwd=cwd,
+                                        env=child_env(env, venv=python.parent.parent), stdout=subprocess.PIPE,
+                                        stderr=self._stderr, stdin=subprocess.DEVNULL)
         try:
             self.port = self._read_port()
             self.started = time.perf_counter() - started  # spawn -> port printed (its gRPC server is up)
