@@ -10,6 +10,6 @@ asynchronous deletion) and injects faults on request (faults.py). ``python -m by
 
 from .behaviour import Behaviour
 from .faults import FaultConfig
-from .server import LocalVault
+from .server import Limits, LocalVault
 
-__all__ = ["LocalVault", "FaultConfig", "Behaviour"]
+__all__ = ["LocalVault", "FaultConfig", "Behaviour", "Limits"]

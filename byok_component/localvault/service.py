@@ -459,14 +459,32 @@ class VaultService:
         return Response(200, {"kid": kid, "value": b64url(crypto.unwrap_key(m, alg, value))})
 
 
+_MAX_JSON_DEPTH = 32  # a Key Vault request body nests 3 levels; 100 000 '[' made json.loads raise RecursionError
+
+
 def _json(body: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(body.decode("utf-8")) if body else None
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise bad_parameter("the request body is not JSON") from None
+    except RecursionError:
+        raise bad_parameter(f"the request body nests deeper than {_MAX_JSON_DEPTH} levels") from None
     if not isinstance(doc, dict):
         raise bad_parameter("the request body must be a JSON object")
+    if _depth(doc) > _MAX_JSON_DEPTH:
+        raise bad_parameter(f"the request body nests deeper than {_MAX_JSON_DEPTH} levels")
     return doc
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, iteratively (the parser already bounded it below the recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
 
 
 def _b64(body: Mapping[str, Any], name: str, *, required: bool = False) -> bytes | None:

@@ -35,6 +35,8 @@ class Figures:
     kek_runs: list[tuple[int, int]] = field(default_factory=list)  # (KEKs used, GETs of them seen at the vault)
     security_checks: int = 0
     security_checks_passed: int = 0
+    client_checks: Counter[str] = field(default_factory=Counter)  # hostile-client behaviour -> runs
+    client_checks_passed: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def fault(self, injected: dict[str, int], outcome: str, *, clean: bool, duplicates: int = 0,
@@ -69,10 +71,15 @@ class Figures:
             self.security_checks += 1
             self.security_checks_passed += passed
 
+    def hostile_client(self, kind: str, passed: bool) -> None:
+        with self._lock:
+            self.client_checks[kind] += 1
+            self.client_checks_passed += passed
+
     @property
     def empty(self) -> bool:
         return not (self.fault_scenarios or self.bad_inputs or self.secret_scans or self.concurrent_creates
-                    or self.security_checks)
+                    or self.security_checks or self.client_checks)
 
     def table(self) -> str:
         injected = sum(self.faults_injected.values())
@@ -91,6 +98,8 @@ class Figures:
             ("KEK fetches / KEKs used", f"{sum(f for _, f in self.kek_runs)} / {sum(k for k, _ in self.kek_runs)}",
              f"in {len(self.kek_runs)} concurrent runs (GET /keys/<kek>/<version> counted at the vault)"),
             ("local vault security checks", f"{self.security_checks} / {self.security_checks_passed} passed", ""),
+            ("hostile-client checks", f"{sum(self.client_checks.values())} / {self.client_checks_passed} passed",
+             ", ".join(sorted(self.client_checks))),
         ]
         wrapped: list[tuple[str, str, str]] = []
         for figure, value, detail in rows:  # long details continue on rows of their own

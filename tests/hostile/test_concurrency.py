@@ -46,7 +46,7 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> list[KeyFiles]:
 
 def _kek_fetches(vault: "LocalVault", kek_id: str, since: int) -> int:
     path = "/keys/" + kek_id.split("/keys/", 1)[1]
-    return sum(1 for method, seen in vault.requests[since:] if method == "GET" and seen == path)
+    return sum(1 for method, seen in vault.requests_since(since) if method == "GET" and seen == path)
 
 
 def _state_of(provider: ByokKeyProvider) -> tuple[Any, ...]:
@@ -62,7 +62,7 @@ def test_parallel_creates_import_each_key_once_and_fetch_each_kek_once(
     provider = ByokKeyProvider()  # one object for every thread, as in the provider host
     before = _state_of(provider)
     run = secrets.token_hex(3)
-    since = len(vault.requests)
+    since = vault.request_count
 
     def create(i: int) -> tuple[str, dict[str, Any] | str]:
         name = f"conc-{run}-{i}"
@@ -76,7 +76,7 @@ def test_parallel_creates_import_each_key_once_and_fetch_each_kek_once(
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(create, range(CREATES)))
-    requests = vault.requests[since:]
+    requests = vault.requests_since(since)
     client = make_key_client(vault)
 
     errors = [f"{name}: {outs}" for name, outs in results if isinstance(outs, str)]
@@ -115,7 +115,7 @@ def test_parallel_creates_over_grpc_fetch_the_kek_once(tmp_path: Path, vault: "L
     host = ProviderHost({"BYOK_CA_BUNDLE": vault.ca_cert, "BYOK_ACCESS_TOKEN_FILE": vault.token_file,
                          "BYOK_RBAC_WAIT_SECONDS": "0"})
     run, count = secrets.token_hex(3), 20
-    since = len(vault.requests)
+    since = vault.request_count
     try:
         host.configure()
         inputs = [plain(host.check({}, {"vault_url": vault.vault_url, "key_name": f"grpc-{run}-{i}", "kek_id": kek_id,

@@ -236,11 +236,11 @@ def test_concurrent_creates_share_one_kek_fetch(wire: Wire, premium_vault: Any, 
     names = [f"grpc-par-{i}-{secrets.token_hex(3)}" for i in range(4)]
     inputs = [wire.checked(vault_url=premium_vault.vault_url, key_name=n, kek_id=kek.id, key_file=keys["ec"].private)
               for n in names]
-    start = len(premium_vault.requests)
+    start = premium_vault.request_count
     with ThreadPoolExecutor(4) as pool:  # the engine's host serves 4 RPCs at once with one provider object
         results = list(pool.map(wire.create, inputs))
     assert [r[0].rsplit("/", 1)[1] for r in results] == names
     kek_path = "/" + "/".join(kek.id.split("/")[3:])
-    kek_gets = [p for m, p in premium_vault.requests[start:] if m == "GET" and p == kek_path]
+    kek_gets = [p for m, p in premium_vault.requests_since(start) if m == "GET" and p == kek_path]
     assert len(kek_gets) <= 2  # one fetch (plus, at most, the SDK's bodiless challenge request)
     assert json.dumps([r[1] for r in results])  # plain JSON-able outputs

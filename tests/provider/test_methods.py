@@ -101,12 +101,12 @@ def test_create_refuses_a_key_file_that_differs_from_public_key_file(provider, p
     key_name = name()
     inputs = checked(**base(premium, kek_id, key_name, key_file="/runner/has/no/key.pem",
                             public_key_file=keys["ec"].public))
-    puts_before = sum(1 for m, _ in premium.requests if m == "PUT")
+    since = premium.request_count
     with pytest.raises(InputError, match="public_key_file: does not match key_file"):
         provider.create({**inputs, "key_file": keys["ec2"].private})
     with pytest.raises(InputError, match="file not found"):
         provider.create(inputs)
-    assert sum(1 for m, _ in premium.requests if m == "PUT") == puts_before
+    assert [m for m, _ in premium.requests_since(since) if m == "PUT"] == []
 
 
 def test_a_kek_that_is_not_import_only_is_refused(provider, premium, keys, checked, sdk) -> None:
@@ -189,7 +189,7 @@ def test_update_only_outputs_when_nothing_in_the_vault_changes(provider, premium
     news = checked(**base(premium, kek_id, key_name, key_file=keys["ec"].private, purge_on_delete=True))
     outs = provider.update(created.id, created.outs, news).outs
     assert outs["purge_on_delete"] is True
-    writes = [m for m, _ in premium.requests[requests_before:] if m in ("PUT", "PATCH")]
+    writes = [m for m, _ in premium.requests_since(requests_before) if m in ("PUT", "PATCH")]
     assert writes == []
 
 
