@@ -51,7 +51,7 @@ def key_plaintext(key_file: str) -> bytes:
 def calls(vault: Any, since: int) -> list[str]:
     """The provider's requests since ``since`` as METHOD words (the SDK's bodiless challenge GETs excluded: they
     are answered 401 before any work and are made once per client)."""
-    return [method for method, _ in vault.requests[since:]]
+    return [method for method, _ in vault.requests_since(since)]
 
 
 def test_a_mismatch_leaves_the_version_disabled_and_a_rerun_imports_nothing(premium, kek_id, keys, sdk,
@@ -61,7 +61,7 @@ def test_a_mismatch_leaves_the_version_disabled_and_a_rerun_imports_nothing(prem
     news = {"vault_url": premium.vault_url, "key_name": key_name, "kek_id": kek_id, "wrapped_key_file": other,
             "public_key_file": keys["ec"].public}
     for attempt in (1, 2):  # the first run imports (disabled) and refuses; the rerun recognises it
-        before = len(premium.requests)
+        before = premium.request_count
         with pytest.raises(KeyConflictError) as caught:
             provider.create(check(provider, news))
         message = str(caught.value)
@@ -92,7 +92,7 @@ def test_an_update_with_mismatched_ciphertext_keeps_the_old_version_live_and_out
     news = check(provider, {"vault_url": premium.vault_url, "key_name": key_name, "kek_id": kek_id,
                             "wrapped_key_file": other, "public_key_file": str(third)})
     for attempt in (1, 2):
-        before = len(premium.requests)
+        before = premium.request_count
         with pytest.raises(KeyConflictError, match="left disabled"):
             provider.update(first.id, first.outs, news)
         if attempt == 2:
@@ -114,14 +114,14 @@ def test_matching_ciphertext_goes_live_with_one_patch(premium, kek_id, keys, sdk
     news = check(provider, {"vault_url": premium.vault_url, "key_name": key_name, "kek_id": kek_id,
                             "wrapped_key_file": ours, "public_key_file": keys["ec"].public, "tags": {"a": "b"}})
     provider.create(check(provider, {**news, "key_name": name()}))  # the KEK is now fetched (once per process)
-    before = len(premium.requests)
+    before = premium.request_count
     created = provider.create(news)
     assert calls(premium, before) == ["GET", "PUT", "PATCH"]  # 404 on the name, disabled import, made live
     now = held(sdk(premium), key_name)
     assert (now.versions, now.enabled, now.public) == (1, True, public_of(keys["ec"].private))
     assert now.tags is not None and now.tags["a"] == "b" and verify.UNVERIFIED_TAG not in now.tags
     assert created.outs["tags"] == {"a": "b"} and created.outs["enabled"] is True
-    before = len(premium.requests)
+    before = premium.request_count
     again = provider.create(news)  # rerun: recognised by the public key, adopted (owner marker PATCHed)
     assert "PUT" not in calls(premium, before) and again.outs["version"] == created.outs["version"]
     # Declared disabled: still verified first, then left disabled without the pending tag.
@@ -148,7 +148,7 @@ def test_a_run_that_stopped_after_the_import_is_finished_by_the_rerun(premium, k
     pending = held(sdk(premium), key_name)
     assert (pending.versions, pending.enabled, pending.tags[verify.UNVERIFIED_TAG]) == (1, False, verify.PENDING)
     monkeypatch.setattr(verify, "settle", real_settle)
-    before = len(premium.requests)
+    before = premium.request_count
     done = provider.create(news)
     assert "PUT" not in calls(premium, before)
     now = held(sdk(premium), key_name)
@@ -163,7 +163,7 @@ def test_a_wrapped_aes_key_is_recognised_by_its_ciphertext(hsm, hsm_kek_id, keys
     news = check(provider, {"vault_url": hsm.vault_url, "key_name": key_name, "kek_id": hsm_kek_id,
                             "wrapped_key_file": aes, "key_type": "oct"})
     first = provider.create(news)
-    before = len(hsm.requests)
+    before = hsm.request_count
     again = provider.create(news)
     assert "PUT" not in calls(hsm, before) and again.outs["version"] == first.outs["version"]
     now = held(sdk(hsm), key_name)
