@@ -52,21 +52,26 @@ if new_vault and resource_group_name is None:
     resource_group_name = group.name  # type: ignore[assignment]
 
 keys: list[ByokKeySpec] = []
-rsa_key_file = text("rsaKeyFile", "TestRSAKey.pem")
-if rsa_key_file:
+# The two-phase flow (docs/azure.md "Production"): a .byok wrapped offline replaces the private key file.
+rsa_wrapped = text("rsaWrappedKeyFile")
+rsa_key_file = None if rsa_wrapped else text("rsaKeyFile", "TestRSAKey.pem")
+if rsa_key_file or rsa_wrapped:
     keys.append(ByokKeySpec(
         name=text("rsaKeyName", "TestRSAKey") or "TestRSAKey",
         key_file=rsa_key_file,
+        wrapped_key_file=rsa_wrapped,
         public_key_file=text("rsaPublicKeyFile"),
         key_password=secret("rsaKeyPassword"),
         purge_on_delete=purge_on_delete,
     ))
-ec_key_file = text("ecKeyFile", "TestECKey.pem")
-if ec_key_file:
+ec_wrapped = text("ecWrappedKeyFile")
+ec_key_file = None if ec_wrapped else text("ecKeyFile", "TestECKey.pem")
+if ec_key_file or ec_wrapped:
     ec_ops = cfg.get_object("ecKeyOps")
     keys.append(ByokKeySpec(
         name=text("ecKeyName", "TestECKey") or "TestECKey",
         key_file=ec_key_file,
+        wrapped_key_file=ec_wrapped,
         public_key_file=text("ecPublicKeyFile"),
         key_password=secret("ecKeyPassword"),
         key_ops=list(ec_ops) if ec_ops is not None else ["sign", "verify"],

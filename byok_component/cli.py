@@ -127,14 +127,15 @@ def cmd_wrap(args: argparse.Namespace) -> int:
     if args.public_out:
         write_file(args.public_out, (public.public_pem or "").encode("ascii"), force=args.force, input="--public-out")
     parts = split(blob.ciphertext, kek.key_size // 8)
+    kek_fingerprint = describe_public_key(kek).fingerprint
     report(args, {"file": args.out, "public_file": args.public_out, "kek_id": blob.kid, "kty": public.kty,
                   "size": public.size, "curve": public.curve, "fingerprint": public.fingerprint,
                   "ciphertext_bytes": len(blob.ciphertext), "rsa_part_bytes": len(parts.rsa_part),
-                  "kwp_part_bytes": len(parts.kwp_part), "wrapped": how},
-           f"wrote {args.out}: {public.kty} {public.curve or public.size} key, "
-           f"fingerprint {public.fingerprint}, ciphertext {len(blob.ciphertext)} bytes "
-           f"(RSA-OAEP {len(parts.rsa_part)} + AES-KWP {len(parts.kwp_part)}; {how})"
-           + (f"; public key in {args.public_out}" if args.public_out else ""))
+                  "kwp_part_bytes": len(parts.kwp_part), "wrapped": how, "kek_fingerprint": kek_fingerprint},
+           f"wrote {args.out}" + (f" and {args.public_out}" if args.public_out else "") +
+           f": {public.kty} {public.curve or public.size} key, fingerprint {public.fingerprint}, ciphertext "
+           f"{len(blob.ciphertext)} bytes (RSA-OAEP {len(parts.rsa_part)} + AES-KWP {len(parts.kwp_part)}; {how}) "
+           f"for KEK {kek_fingerprint}")
     return EXIT_OK
 
 
@@ -176,19 +177,33 @@ def _wrap_in_token(args: argparse.Namespace, kek: object):  # noqa: ANN202
 
 
 def cmd_pkcs11_probe(args: argparse.Namespace) -> int:
-    """Test a token's key wrap with a throwaway secret; exit 1 when it would be refused."""
-    from .pkcs11 import describe_verdict, probe
+    """Test a token's key wrap with a throwaway secret, then whether the named key can be wrapped exactly on it;
+    exit 1 when the key would be refused."""
+    from .pkcs11 import describe_verdict, preflight, probe
     args.password_env = args.kty = None
+    key = _token_key(args)
     try:
-        verdict = probe(_token_key(args))
+        verdict = probe(key)
     except ByokError as exc:
         raise _token_error(exc) from None
+    try:
+        public, problem = preflight(key), None
+    except ByokError as exc:
+        public, problem = None, _token_error(exc)
+    verdict_line = describe_verdict(verdict)
     if args.json:
         print(json.dumps({"token": verdict.token, "mechanism": verdict.mechanism, "exact": verdict.exact,
-                          "pads": verdict.pads, "detail": verdict.detail}, sort_keys=True))
+                          "pads": verdict.pads, "detail": verdict.detail, "key_ok": problem is None,
+                          "fingerprint": public.fingerprint if public else None}, sort_keys=True))
     else:
-        print(describe_verdict(verdict))
-    return EXIT_OK if verdict.exact else EXIT_MISMATCH
+        print(verdict_line)
+        if public is not None:
+            print(f"{key.where()}: {public.kty} {public.curve or public.size}, fingerprint {public.fingerprint}: "
+                  "wraps exactly on this token")
+    if problem is not None:
+        print(f"byok: error: {problem}", file=sys.stderr)
+        return EXIT_MISMATCH
+    return EXIT_OK
 
 
 def _build_blob(kek_id: str, ciphertext: bytes) -> TransferBlob:
@@ -480,8 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("pkcs11", lambda a: EXIT_ERROR, "PKCS#11 tokens: test that a token wraps exactly")
     pkcs11_sub = p.add_subparsers(dest="pkcs11_command", required=True, metavar="ACTION")
-    p = add("probe", cmd_pkcs11_probe, "wrap a throwaway secret in the token, unwrap it here, compare "
-            "(exit 1: the token pads or is broken)", pkcs11_sub)
+    p = add("probe", cmd_pkcs11_probe, "wrap a throwaway secret in the token, unwrap it here, compare; then "
+            "check the named key can be wrapped exactly there (exit 1: it would be refused)", pkcs11_sub)
     p.add_argument("pkcs11", metavar="URI", help="pkcs11: URI of a key on the token (RFC 7512)")
     p.add_argument("--pkcs11-module", metavar="SO", help="the PKCS#11 module (or module-path in the URI, or "
                    "$BYOK_PKCS11_MODULE)")

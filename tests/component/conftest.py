@@ -76,6 +76,10 @@ RUNS: dict[str, Callable[[dict[str, Path]], dict[str, Any]]] = {
         keys=[{"name": "aes", "key_file": "aes256.bin"},
               {"name": "aes2", "key_file": "aes256.bin", "key_type": "oct-HSM", "key_ops": ["wrapKey", "unwrapKey"]}]),
     "component-no-keys": _component(resource_group_name="rg-empty", assign_role=False),
+    # The two-phase flow: phase 1 declares vault + KEK only; phase 3 imports what the key officer committed.
+    "two-phase-1": _program("Pulumi.example-azure.yaml", rsaKeyFile="", ecKeyFile=""),
+    "two-phase-3": _program("Pulumi.example-azure.yaml", rsaKeyFile="", ecWrappedKeyFile="keys/TestECKey.byok",
+                            ecPublicKeyFile="keys/TestECKey.pub.pem"),
 }
 RUN_OPTIONS: dict[str, dict[str, Any]] = {"azure-user": {"client_id": harness.AZURE_CLI_CLIENT_ID}}
 

@@ -91,6 +91,8 @@ def test_wrap_in_token_then_import_puts_the_tokens_key_in_the_vault(
     code, out, err = run(capsys, *wrap_args)
     assert code == 0, err
     assert "inside the token, CKM_RSA_PKCS_OAEP + CKM_AES_KEY_WRAP_PAD" in out
+    from byok_component.keys import load_public_key
+    assert out.rstrip().endswith(f"for KEK {load_public_key(kek_pem.read_bytes()).fingerprint}")  # to compare
     outputs += [out, err]
 
     # Phase 3: import.
@@ -142,8 +144,13 @@ def test_wrap_refusing_p256_on_softhsm_26_is_one_line_and_writes_nothing(
     assert code == 1 and out == "" and err.count("\n") == 1
     assert err.startswith("byok: error: --pkcs11: ") and "zero-pads" in err and "P-256" in err
     assert not (tmp_path / "key.byok").exists() and softhsm.pin not in err
-    code, out, _ = run(capsys, "pkcs11", "probe", softhsm.uri(obj), "--pkcs11-module", softhsm.module, "--json")
-    assert code == 1 and json.loads(out)["pads"] is True  # SoftHSM 2.6.1: what the closing note reports
+    code, out, err = run(capsys, "pkcs11", "probe", softhsm.uri(obj), "--pkcs11-module", softhsm.module, "--json")
+    report = json.loads(out)
+    assert code == 1 and report["pads"] is True and report["key_ok"] is False  # SoftHSM 2.6.1
+    assert err.count("\n") == 1 and "P-256" in err
+    good = softhsm.make_ec(f"p384-{secrets.token_hex(3)}", "P-384")
+    code, out, err = run(capsys, "pkcs11", "probe", softhsm.uri(good), "--pkcs11-module", softhsm.module)
+    assert code == 0 and err == "" and "PADS" in out and "wraps exactly on this token" in out
 
 
 def test_the_pin_is_never_a_command_line_argument(softhsm: SoftHsm, capsys) -> None:
