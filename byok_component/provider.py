@@ -264,8 +264,9 @@ def _import(kv: "KeyClient", p: P.KeyProps, material: P.Material, current: "Vaul
     """Wrap (or take the ciphertext wrapped elsewhere), import as a new version, confirm the public key.
 
     ``current`` is what the vault held before (None: nothing); a soft-deleted name is refused with the way out.
-    The new version carries the user's tags and the owner ``marker``. Ciphertext wrapped elsewhere (RSA/EC) is
-    imported disabled and made live only once its public key matches ``public_key_file`` (verify.py).
+    The new version carries the user's tags and the owner ``marker``. Ciphertext wrapped elsewhere or inside a
+    PKCS#11 token (RSA/EC) is imported disabled and made live only once its public key matches the declared one
+    (verify.py).
     """
     from . import vault
 
@@ -286,7 +287,9 @@ def _import(kv: "KeyClient", p: P.KeyProps, material: P.Material, current: "Vaul
     public = material.public
     checkable = public.kty in ("RSA", "EC")
     tags = ownership.vault_tags(p.tags, marker)
-    wrapped = material.ciphertext is not None
+    # Ciphertext we could not check before the import: wrapped elsewhere, or inside a token (which we trust only
+    # as far as its probe went).
+    wrapped = material.ciphertext is not None or material.token is not None
     if wrapped:  # imported disabled, compared, then made live (verify.py); recognised by its ciphertext digest
         tags = verify.pending_tags(tags, ciphertext, checkable=checkable)
     try:
@@ -299,7 +302,8 @@ def _import(kv: "KeyClient", p: P.KeyProps, material: P.Material, current: "Vaul
     except KeyDeletedError:
         raise KeyDeletedError(_deleted_message(p), input="key_name") from None
     if wrapped and checkable:
-        return verify.settle(kv, found, public, enabled=p.enabled, source="public_key_file")
+        return verify.settle(kv, found, public, enabled=p.enabled,
+                             source="pkcs11_uri" if material.token is not None else "public_key_file")
     if checkable and found.fingerprint != public.fingerprint:
         raise KeyConflictError(
             f"the vault holds version {found.version} with public key {found.fingerprint}, not the expected "

@@ -282,7 +282,7 @@ def test_no_secret_in_plain_outputs_or_inputs(graph: harness.Graph, key_material
 # --- the two-phase flow (docs/azure.md "Production") ---------------------------------------------------
 @shape("two-phase-1")
 def test_phase_1_declares_vault_and_kek_and_exports_what_the_officer_wraps_for(graph: harness.Graph) -> None:
-    assert not graph.of_type(BYOK_KEY) and graph.one(KEY) and graph.one(KEK_PUBLIC)
+    assert not graph.of_type(BYOK_KEY) and graph.one(KEY) and graph.one(KEK_VIEW)
     assert graph.stack_outputs["kekId"]["value"] == graph.one(KEY)["state"]["keyUriWithVersion"]
     assert graph.stack_outputs["kekPublicKeyPem"]["value"].startswith("-----BEGIN PUBLIC KEY-----")
     assert graph.stack_outputs["kekFingerprint"]["value"]

@@ -90,6 +90,10 @@ def test_preview_without_the_token_then_up_wraps_inside_it(softhsm: SoftHsm, pre
     assert outs["fingerprint"] == public.fingerprint and outs["curve"] == "P-384"
     assert "pkcs11_pin" not in outs and outs["pkcs11_uri"] == softhsm.uri(obj, "private")
 
+    # The token's ciphertext could not be checked before the import: imported disabled, compared, made live.
+    held = make_key_client(premium).get_key(name)
+    assert held.properties.enabled is True and "byok-ciphertext-sha256" in held.properties.tags
+    assert "byok-unverified" not in held.properties.tags
     digest = hashlib.sha384(b"signed by the vault").digest()
     signature = crypto_client(premium, outs["kid"]).sign("ES384", digest).signature
     key = serialization.load_pem_public_key(public.public_pem.encode())
