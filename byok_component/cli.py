@@ -190,16 +190,12 @@ def cmd_pkcs11_probe(args: argparse.Namespace) -> int:
         public, problem = preflight(key), None
     except ByokError as exc:
         public, problem = None, _token_error(exc)
-    verdict_line = describe_verdict(verdict)
-    if args.json:
-        print(json.dumps({"token": verdict.token, "mechanism": verdict.mechanism, "exact": verdict.exact,
-                          "pads": verdict.pads, "detail": verdict.detail, "key_ok": problem is None,
-                          "fingerprint": public.fingerprint if public else None}, sort_keys=True))
-    else:
-        print(verdict_line)
-        if public is not None:
-            print(f"{key.where()}: {public.kty} {public.curve or public.size}, fingerprint {public.fingerprint}: "
-                  "wraps exactly on this token")
+    lines = [describe_verdict(verdict)] + ([] if public is None else [
+        f"{key.where()}: {public.kty} {public.curve or public.size}, fingerprint {public.fingerprint}: wraps "
+        "exactly on this token"])
+    report(args, {"token": verdict.token, "mechanism": verdict.mechanism, "exact": verdict.exact,
+                  "pads": verdict.pads, "detail": verdict.detail, "key_ok": problem is None,
+                  "fingerprint": public.fingerprint if public else None}, lines)
     if problem is not None:
         print(f"byok: error: {problem}", file=sys.stderr)
         return EXIT_MISMATCH
