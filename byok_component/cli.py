@@ -404,7 +404,7 @@ def cmd_local_vault_serve(args: argparse.Namespace) -> int:
 
 def cmd_local_vault_env(args: argparse.Namespace) -> int:
     from .localvault.serve import running_info
-    info = running_info(args.data)
+    info = running_info(args.data, wait=args.wait)
     exports = {"BYOK_VAULT_URL": info["vault_url"], "BYOK_CA_BUNDLE": info["ca_cert"],
                "BYOK_ACCESS_TOKEN_FILE": info["token_file"]}
     report(args, exports, [f"export {name}={shlex.quote(value)}" for name, value in exports.items()])
@@ -569,6 +569,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("env", cmd_local_vault_env, "print export lines for a running local vault, for "
                                         + LOCAL_VAULT_ENV_HINT, lv_sub)
     p.add_argument("--data", required=True, metavar="DIR", help="the --data directory the vault was started with")
+    p.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                   help="wait up to this long for a vault that is still starting")
     add_json(p)
 
     p = add("demo", cmd_demo, "the whole BYOK flow on an embedded local vault, in a temporary directory")

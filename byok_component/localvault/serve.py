@@ -21,6 +21,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 
@@ -77,8 +78,9 @@ def main(data: str | None, port: int, sku: str, faults_file: str | None, behavio
             print(f"byok local-vault: WARNING: this is a TEST DOUBLE of Azure Key Vault; keys are stored "
                   f"unprotected in {data_dir}. Never put real keys in it.", file=sys.stderr, flush=True)
             line = json.dumps(vault.info())
-            serving = data_dir / SERVING_FILE
-            write_private(serving, line.encode("utf-8") + b"\n")
+            partial = data_dir / f".{SERVING_FILE}.tmp"  # renamed into place: env never reads half a line
+            write_private(partial, line.encode("utf-8") + b"\n")
+            partial.replace(data_dir / SERVING_FILE)
             print(line, flush=True)
             stop.wait()
         finally:
@@ -92,12 +94,24 @@ def main(data: str | None, port: int, sku: str, faults_file: str | None, behavio
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def running_info(data: str) -> dict[str, str]:
+def running_info(data: str, *, wait: float = 0.0) -> dict[str, str]:
     """What a local vault serving from ``data`` printed, once it is checked to be answering on its port.
 
+    With ``wait``, keep asking for that many seconds (a vault started in the background a moment ago).
     Each way this can fail says how to start the vault, so ``eval "$(byok local-vault env --data DIR)"``
     is never silently empty.
     """
+    deadline = time.monotonic() + max(0.0, wait)
+    while True:
+        try:
+            return _serving(data)
+        except InputError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)  # a user-facing wait for a process we did not start; nothing else to block on
+
+
+def _serving(data: str) -> dict[str, str]:
     start = f"start it: byok local-vault serve --data {shlex.quote(data)} &"
     directory = Path(data)
     if not directory.is_dir():

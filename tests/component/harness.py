@@ -5,7 +5,7 @@ fresh interpreter, and hand back the resource graph the mock engine saw, as JSON
 ``run_all`` forks the runs from one server that has imported Pulumi, azure-native and the component
 once (a run then costs milliseconds); ``run``/``collect`` start one interpreter per run. A run's spec:
 
-    {"mode": "program" | "component", "cwd": DIR, "config": {"byok-component:key": "value", ...},
+    {"mode": "program" | "component", "program": FILE (default: the project's __main__.py), "cwd": DIR, "config": {"byok-component:key": "value", ...},
      "secret_keys": [...], "component": {ByokVaultArgs fields, "keys": [ByokKeySpec fields]},
      "preview": false, "client_id": <getClientConfig's clientId>}
 
@@ -307,7 +307,7 @@ def _execute(spec: Mapping[str, Any]) -> dict[str, Any]:  # pragma: no cover - r
 
     def program() -> Any:
         if spec.get("mode", "program") == "program":
-            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+            runpy.run_path(str(spec.get("program", ROOT / "__main__.py")), run_name="__main__")
         else:
             build_component()
 
