@@ -17,6 +17,7 @@ from .blob import TransferBlob, looks_like_transfer_blob
 from .console import (HelpFormatter, LOCAL_VAULT_ENV_HINT, ONLINE_EPILOG, add_json, add_out, add_vault_url,
                       next_step, progress, quiet_azure_logs, report)
 from .files import read_input, write_output
+from .hardening import no_core_dumps
 from .errors import ByokError, InputError, KekError, KeyMaterialError, UnwrapError, VaultError
 from .keys import (KeyType, describe_public_key, generate_private_key, load_kek_public_key, load_public_key,
                    load_target_key, private_key_pem)
@@ -583,6 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     quiet_azure_logs()
+    no_core_dumps()  # keygen, wrap and verify hold private keys; a core dump would copy them to disk
     try:
         return args.handler(args)
     except ByokError as exc:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from .blob import TransferBlob, looks_like_transfer_blob
 from .errors import BlobError, ByokError, InputError, KeyMaterialError
 from .files import MAX_INPUT_BYTES, read_input
+from .hardening import no_core_dumps
 from .keys import (AES_KEY_ENCODINGS, OCT_SIZES, AesKeyEncoding, KeyType, PublicKeyInfo, TargetKey,
                    guess_aes_text, is_text, load_public_key, load_target_key)
 from .unknown import is_unknown
@@ -81,6 +82,7 @@ def _material_error(exc: ByokError, default_prop: str) -> InputError:
 
 def _load_private(path: object, password: object, kty: KeyType | None, encoding: AesKeyEncoding | None = None,
                   *, prime_check: bool = False) -> TargetKey:
+    no_core_dumps()  # this process is about to hold a private key
     data = _read(path, "key_file")
     kty = _oct_hint(kty, encoding)
     if kty is None and not password and _looks_aes(data):

@@ -5,7 +5,8 @@ line on stdout once the vault accepts connections:
 ``{"vault_url": "https://127.0.0.1:N", "ca_cert": "<path>", "token_file": "<path>"}``.
 Paths are absolute. While it serves, the same line sits in ``DIR/serving.json`` (0600, removed when it stops),
 which ``byok local-vault env --data DIR`` turns into ``export`` lines.
-Without ``--data`` the vault lives in a new private temporary directory, removed when it stops.
+Without ``--data`` the vault lives in a new private temporary directory, removed when it stops; directories
+left by vaults that were killed (kill -9, a crash) are removed by the next ``serve`` without ``--data``.
 Exit status: 0 after a clean stop, 2 for bad arguments (sku, port, data, faults or behaviour file), 1 if it
 cannot start.
 """
@@ -13,11 +14,14 @@ cannot start.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import os
 import shlex
 import shutil
 import signal
 import socket
+import stat
 import sys
 import tempfile
 import threading
@@ -27,18 +31,22 @@ from types import FrameType
 
 from .behaviour import Behaviour
 from ..errors import InputError
+from ..hardening import no_core_dumps
 from .faults import FaultConfig
 from .policy import SKUS
 from .server import LocalVault
 from .tls import write_private
 
-__all__ = ["main", "cli", "running_info", "SERVING_FILE"]
+__all__ = ["main", "cli", "running_info", "remove_stale_temporaries", "SERVING_FILE"]
 
 SERVING_FILE = "serving.json"
+LOCK_FILE = "serve.lock"  # held while a temporary vault runs; unheld, its directory is stale
+TEMP_PREFIX = "byok-local-vault-"
 
 
 def main(data: str | None, port: int, sku: str, faults_file: str | None, behaviour_file: str | None = None) -> int:
     """Serve until SIGTERM/SIGINT; see the module docstring for the output contract."""
+    no_core_dumps()  # the vault holds its keys (test keys, but keys) in memory
     if sku not in SKUS:
         print(f"byok local-vault: --sku must be one of {', '.join(SKUS)}", file=sys.stderr)
         return 2
@@ -59,7 +67,16 @@ def main(data: str | None, port: int, sku: str, faults_file: str | None, behavio
         print(f"byok local-vault: --behaviour {behaviour_file}: {exc}", file=sys.stderr)
         return 2
     temporary = data is None
-    data_dir = Path(tempfile.mkdtemp(prefix="byok-local-vault-")) if data is None else Path(data).absolute()
+    lock = None
+    if temporary:
+        removed = remove_stale_temporaries()
+        if removed:
+            print(f"byok local-vault: removed {removed} temporary vault director{'y' if removed == 1 else 'ies'} "
+                  "left by vaults that were killed", file=sys.stderr)
+        data_dir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+        lock = _hold_lock(data_dir)
+    else:
+        data_dir = Path(data).absolute()  # type: ignore[arg-type]
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -92,6 +109,53 @@ def main(data: str | None, port: int, sku: str, faults_file: str | None, behavio
             signal.signal(signum, handler)
         if temporary:
             shutil.rmtree(data_dir, ignore_errors=True)
+        if lock is not None:
+            os.close(lock)
+
+
+def _hold_lock(data_dir: Path) -> int:
+    """Lock ``data_dir/serve.lock`` for this process's lifetime (the kernel drops it when the process dies, even
+    by kill -9). Locked under another name first, then renamed: a cleaner never sees it unlocked."""
+    staging = data_dir / f".{LOCK_FILE}.new"
+    fd = os.open(staging, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.replace(staging, data_dir / LOCK_FILE)
+    return fd
+
+
+def remove_stale_temporaries(root: str | None = None) -> int:
+    """Remove the temporary data directories of vaults that died without cleaning up (kill -9, a crash).
+
+    Only directories this command makes are candidates: named ``byok-local-vault-*`` in the temporary directory,
+    real directories owned by this user, holding a ``serve.lock`` that no live process holds. Returns how many.
+    """
+    base = Path(root or tempfile.gettempdir())
+    removed = 0
+    try:
+        candidates = [p for p in base.iterdir() if p.name.startswith(TEMP_PREFIX)]
+    except OSError:
+        return 0
+    for directory in candidates:
+        try:
+            info = os.lstat(directory)
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                continue
+            fd = os.open(directory / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:  # no lock file: not ours, or a vault still setting up
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: that vault is alive
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(directory)
+            removed += 1
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
 
 
 def running_info(data: str, *, wait: float = 0.0) -> dict[str, str]:

@@ -80,6 +80,11 @@ class KeyStore:
         self.lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA foreign_keys = ON")
+        # Purged and deleted rows are overwritten with zeros, not left in free pages for anyone who reads the
+        # file later; the build's default (SQLITE_SECURE_DELETE) is not relied on. https://sqlite.org/pragma.html
+        self._db.execute("PRAGMA secure_delete = ON")
+        if self._db.execute("PRAGMA secure_delete").fetchone()[0] != 1:
+            raise RuntimeError("this SQLite cannot overwrite deleted content (secure_delete)")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
