@@ -19,7 +19,7 @@ from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult,
 from pulumi.output import Unknown
 
 from . import ownership
-from .errors import ByokError, InputError, KeyConflictError
+from .errors import ByokError, InputError, KeyConflictError, KeyDeletedError
 from .kid import KeyId, check_key_name, normalize_vault_url
 
 __all__ = ["DataPlaneKek", "DataPlaneKekArgs", "DataPlaneKekProvider", "KekProps", "KEK_SIZES", "KEK_OUTPUTS"]
@@ -145,7 +145,8 @@ class DataPlaneKekProvider(ResourceProvider):
         import-only RSA key of this size is adopted. Either way the current version gets a fresh owner marker
         (ownership.py), so the delete of a resource this one replaces leaves the KEK alone.
 
-        A name that holds any other key is refused rather than given a KEK version on top.
+        A name that holds any other key is refused rather than given a KEK version on top. A soft-deleted KEK of
+        this size (what a delete-before-replace replacement leaves behind) is recovered and adopted.
         """
         from . import vault
 
@@ -160,7 +161,15 @@ class DataPlaneKekProvider(ResourceProvider):
                     "a KEK needs a name of its own (RSA-HSM, ops exactly ['import'])", input="key_name")
             if existing.enabled and existing.public is not None and existing.public.size == p.key_size:
                 return CreateResult(p.key_id, _outputs(p, _claim(kv, p.key_name, existing, marker), marker))
-        return CreateResult(p.key_id, _outputs(p, _new_version(kv, p, marker), marker))
+        try:
+            return CreateResult(p.key_id, _outputs(p, _new_version(kv, p, marker), marker))
+        except KeyDeletedError:
+            deleted = vault.get_deleted_key(kv, p.key_name)
+            if deleted is None or not _is_kek(deleted) or deleted.public is None or deleted.public.size != p.key_size:
+                raise
+            ownership.warn(f"create {p.key_id}: recovering the soft-deleted KEK of the declared size")
+            recovered = vault.recover(kv, p.key_name)
+            return CreateResult(p.key_id, _outputs(p, _claim(kv, p.key_name, recovered, marker), marker))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Called when ``key_size`` or ``purge_on_delete`` changed: a new size makes a new KEK version."""

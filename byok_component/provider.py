@@ -59,8 +59,9 @@ class ByokKeyProvider(ResourceProvider):
         Idempotent on a name that holds our material: the key is adopted (no new version). Either way the
         current version gets a fresh owner marker (ownership.py), so the delete of a resource this one replaces
         leaves the key alone. An existing key with other material is refused (unless ``adopt_existing``: then
-        this material is imported as a new version of it); a soft-deleted name is refused with how to recover
-        or purge it.
+        this material is imported as a new version of it). A soft-deleted key holding this very material (RSA/EC,
+        by public key) is recovered and adopted — what a delete-before-replace replacement leaves behind; any other
+        soft-deleted name is refused with how to recover or purge it.
         """
         from . import vault
 
@@ -73,7 +74,13 @@ class ByokKeyProvider(ResourceProvider):
             settled = _settle(kv, p, existing, material.public, material.ciphertext) if existing else None
             if existing is None:
                 # A soft-deleted name needs no extra GET: the import's 409 says so (KeyDeletedError).
-                found = _import(kv, p, material, existing, marker)
+                try:
+                    found = _import(kv, p, material, existing, marker)
+                except KeyDeletedError:
+                    recovered = _recover_if_declared(kv, p, material.public)
+                    if recovered is None:
+                        raise
+                    found = _patch(kv, p, recovered, material.public.kty, marker)
             elif settled is not None or _holds(kv, existing, material):
                 found = _patch(kv, p, settled or existing, material.public.kty, marker)  # adopt: no new version
             elif p.adopt_existing:
@@ -245,6 +252,19 @@ def _settle(kv: "KeyClient", p: P.KeyProps, vk: "VaultKey", declared: PublicKeyI
     if vk.fingerprint == declared.fingerprint or (ciphertext is not None and verify.made_from(vk, ciphertext)):
         return verify.settle(kv, vk, declared, enabled=p.enabled, source="public_key_file")
     return None
+
+
+def _recover_if_declared(kv: "KeyClient", p: P.KeyProps, public: PublicKeyInfo) -> "VaultKey | None":
+    """Recover the soft-deleted ``p.key_name`` if it holds the declared material (compared by public key; an AES
+    key cannot be compared while deleted, so it is not recovered). None when it is not the declared key."""
+    from . import vault
+
+    deleted = vault.get_deleted_key(kv, p.key_name)
+    if deleted is None or deleted.public is None or deleted.public.fingerprint != public.fingerprint:
+        return None
+    ownership.warn(f"create {p.id}: recovering the soft-deleted key: it holds the declared material "
+                   f"({public.fingerprint})")
+    return vault.recover(kv, p.key_name)
 
 
 def _oct_public(state: Mapping[str, Any], version: str) -> PublicKeyInfo | None:

@@ -17,6 +17,9 @@ Read from pulumi/pulumi (a 2026 snapshot; paths in that repository, functions na
     then create-before-delete, or delete-before-create when the provider's Diff or the
     ``deleteBeforeReplace`` option says so. Create-before-delete deletes the old resource after every
     registration (``GenerateDeletes``, in reverse dependency order).
+  - ``calculateDependentReplacements``: before a delete-before-replace, every resource whose inputs come from
+    the condemned one gets a Diff with those inputs unknown; those it says to replace are deleted first and
+    created again when they register.
 - ``pkg/resource/deploy/step.go``
   - ``SameStep.Apply``: keeps the old ID and **old outputs**; the new (checked) inputs are stored.
   - ``DeleteStep.Apply``: refuses a protected resource (unless it is being replaced); nothing in a preview;
@@ -167,11 +170,16 @@ class Engine:
     def _run(self, goals: list[Goal], replace_targets: set[str], *, preview: bool) -> list[str]:
         steps: list[str] = []
         replaced: set[str] = set()
+        recreate: set[str] = set()  # dependents deleted ahead of a delete-before-replace
         pending_deletes: list[State] = []
         new_state: dict[str, State] = {}
         for goal in goals:
             props = self._resolve(goal.props, new_state, preview)
             old = self.state.get(goal.name)
+            if goal.name in recreate:  # its old self was deleted earlier in this run: a plain create
+                steps.append(f"create-replacement {goal.name}")
+                new_state[goal.name] = self._create(goal, props, self._check(goal, props, None), preview)
+                continue
             targeted = old is not None and (goal.name in replace_targets or old.taint)
             checked = self._check(goal, props, None if (old is None or targeted) else old.inputs)
             if old is None:
@@ -207,6 +215,9 @@ class Engine:
             if goal.delete_before_replace is not None:
                 dbr = goal.delete_before_replace
             if dbr:
+                for dependent in self._dependent_replacements(goal.name):
+                    steps.append(self._delete(dependent, replacing=True, preview=preview))
+                    recreate.add(dependent.name)
                 steps.append(self._delete(old, replacing=True, preview=preview))
                 steps.append(f"create-replacement {goal.name}")
                 new_state[goal.name] = self._create(goal, props, checked, preview)
@@ -221,6 +232,21 @@ class Engine:
         if not preview:
             self.state = new_state
         return steps
+
+    def _dependent_replacements(self, root: str) -> list[State]:
+        """calculateDependentReplacements: each resource whose inputs come from a condemned one is asked Diff with
+        those inputs unknown; the ones that would be replaced are deleted before the root (dependents first)."""
+        condemned, found = {root}, []
+        for state in list(self.state.values())[list(self.state).index(root) + 1:]:
+            refs = {k for k, v in state.goal.props.items() if isinstance(v, Ref) and v.name in condemned}
+            if not refs:
+                continue
+            news = {k: UNKNOWN if k in refs else v for k, v in self._plain(state.inputs).items()}
+            diff = self._diff(state.name, state.goal.urn, state.id, state.outputs, self._plain(state.inputs), news)
+            if diff.replaces:
+                condemned.add(state.name)
+                found.append(state)
+        return list(reversed(found))
 
     # --- steps -----------------------------------------------------------------------------------------------
     def _check(self, goal: Goal, props: dict[str, Any], olds: dict[str, Any] | None) -> dict[str, Any]:

@@ -200,6 +200,22 @@ def test_replace_cascade_keeps_both(engine, premium_vault, keys, sdk) -> None:
     declared_and_live(sdk(premium_vault), program, engine)
 
 
+@pytest.mark.parametrize("purge", [False, True])
+def test_delete_before_replace_option(engine, premium_vault, keys, sdk, purge: bool) -> None:
+    """``deleteBeforeReplace: true`` on both + ``--replace``: Delete first, then Create. The soft-deleted key holds
+    the declared material, so the create recovers it (versions kept); a purged one is imported again."""
+    program = Program(premium_vault, keys["ec"], purge=purge)
+    options = {"delete_before_replace": True}
+    engine.up(program.goals(key_options=options, kek_options=options))
+    start = len(engine.calls)
+    steps = engine.up(program.goals(key_options=options, kek_options=options), replace=["kek", "key"])
+    assert steps == ["delete-replaced kek", "create-replacement kek", "delete-replaced key", "create-replacement key"]
+    # The key's Diff with kek_id unknown (calculateDependentReplacements) says no replacement: it is not deleted first.
+    assert rpcs(engine, start) == ["Check kek", "Diff key", "Delete kek", "Create kek", "Check key", "Delete key",
+                                   "Create key"]
+    declared_and_live(sdk(premium_vault), program, engine)
+
+
 def test_replacement_to_another_name_removes_the_old_key(engine, premium_vault, keys, sdk) -> None:
     program = Program(premium_vault, keys["ec"])
     engine.up(program.goals())
