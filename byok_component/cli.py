@@ -19,8 +19,9 @@ from .console import (HelpFormatter, LOCAL_VAULT_ENV_HINT, ONLINE_EPILOG, add_js
 from .files import read_input, write_output
 from .hardening import no_core_dumps
 from .errors import ByokError, InputError, KekError, KeyMaterialError, UnwrapError, VaultError
-from .keys import (KeyType, describe_public_key, generate_private_key, load_kek_public_key, load_public_key,
-                   load_target_key, private_key_pem)
+from .keys import (AES_KEY_ENCODINGS, KeyType, describe_public_key, generate_private_key, load_kek_public_key,
+                   load_public_key, load_target_key, private_key_pem)
+from . import guard, verify
 from .wrap import check_kek, split, wrap
 
 __all__ = ["main", "build_parser"]
@@ -60,10 +61,11 @@ _KEY_HINTS = (
 )
 
 
-def load_key_arg(path: str, password_env: str | None, kty: KeyType | None, *, input: str = "--key"):  # noqa: A002, ANN201
+def load_key_arg(path: str, password_env: str | None, kty: KeyType | None, *, input: str = "--key",  # noqa: A002, ANN201
+                 encoding: str | None = None, prime_check: bool = False):
     try:
         return load_target_key(read_file(path, input=input), password=password_from_env(password_env), kty=kty,
-                               input=input)
+                               input=input, encoding=encoding, prime_check=prime_check)  # type: ignore[arg-type]
     except KeyMaterialError as exc:
         for said, step in _KEY_HINTS:
             if said.search(exc.reason):
@@ -109,11 +111,26 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _wrap_kek(args: argparse.Namespace):  # noqa: ANN202
+    """The KEK a wrap uses, from --kek-pem or from the vault (--vault-url), checked against a --kek-fingerprint pin."""
+    from .kekpin import check_pin, kek_from_vault
+    if bool(args.kek_pem) == bool(args.vault_url):
+        raise InputError("give the KEK as --kek-pem FILE, or --vault-url URL to read it from the vault (one of them)",
+                         input="--kek-pem")
+    if args.kek_pem:
+        kek = check_kek(load_kek_public_key(read_file(args.kek_pem, input="--kek-pem"), input="--kek-pem"),
+                        input="--kek-pem")
+        source = args.kek_pem
+    else:
+        kek = check_kek(kek_from_vault(args.vault_url, args.kek_id), input="--kek-id")
+        source = f"the vault ({args.kek_id})"
+    return kek, check_pin(kek, args.kek_fingerprint, source=source)
+
+
 def cmd_wrap(args: argparse.Namespace) -> int:
     if bool(args.key) == bool(args.pkcs11):
         raise InputError("give the target key as --key FILE or --pkcs11 URI (one of them)", input="--key")
-    kek = check_kek(load_kek_public_key(read_file(args.kek_pem, input="--kek-pem"), input="--kek-pem"),
-                    input="--kek-pem")
+    kek, kek_fingerprint = _wrap_kek(args)
     if args.pkcs11:
         wrapped = _wrap_in_token(args, kek)
         public, ciphertext, how = wrapped.public, wrapped.ciphertext, f"inside the token, {wrapped.mechanism}"
@@ -121,22 +138,24 @@ def cmd_wrap(args: argparse.Namespace) -> int:
         if args.pkcs11_module or args.public_out:
             raise InputError("applies to --pkcs11 only", input="--pkcs11-module" if args.pkcs11_module
                              else "--public-out")
-        target = load_key_arg(args.key, args.password_env, args.kty)
+        target = load_key_arg(args.key, args.password_env, args.kty, encoding=args.key_encoding, prime_check=True)
         public, ciphertext, how = target.public, wrap(kek, target.wrapping_plaintext()), "CKM_RSA_AES_KEY_WRAP"
     blob = _build_blob(args.kek_id, ciphertext)
     write_file(args.out, blob.to_json(), force=args.force)
     if args.public_out:
         write_file(args.public_out, (public.public_pem or "").encode("ascii"), force=args.force, input="--public-out")
     parts = split(blob.ciphertext, kek.key_size // 8)
-    kek_fingerprint = describe_public_key(kek).fingerprint
     report(args, {"file": args.out, "public_file": args.public_out, "kek_id": blob.kid, "kty": public.kty,
                   "size": public.size, "curve": public.curve, "fingerprint": public.fingerprint,
                   "ciphertext_bytes": len(blob.ciphertext), "rsa_part_bytes": len(parts.rsa_part),
-                  "kwp_part_bytes": len(parts.kwp_part), "wrapped": how, "kek_fingerprint": kek_fingerprint},
+                  "kwp_part_bytes": len(parts.kwp_part), "wrapped": how, "kek_fingerprint": kek_fingerprint,
+                  "kek_pinned": bool(args.kek_fingerprint), "kek_source": "file" if args.kek_pem else "vault"},
            f"wrote {args.out}" + (f" and {args.public_out}" if args.public_out else "") +
            f": {public.kty} {public.curve or public.size} key, fingerprint {public.fingerprint}, ciphertext "
-           f"{len(blob.ciphertext)} bytes (RSA-OAEP {len(parts.rsa_part)} + AES-KWP {len(parts.kwp_part)}; {how}) "
-           f"for KEK {kek_fingerprint}")
+           f"{len(blob.ciphertext)} bytes (RSA-OAEP {len(parts.rsa_part)} + AES-KWP {len(parts.kwp_part)}; {how}), "
+           + ("KEK pinned" if args.kek_fingerprint else "KEK read from the vault over TLS" if args.vault_url
+              else "KEK NOT pinned: compare with the stack's kekFingerprint")
+           + f", for KEK {kek_fingerprint}")
     return EXIT_OK
 
 
@@ -239,16 +258,23 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         "enc": "CKM_RSA_AES_KEY_WRAP", "generator": blob.generator, "ciphertext_bytes": len(blob.ciphertext),
     }
     exit_code = EXIT_OK
+    if args.kek_fingerprint and not args.kek_pem:
+        raise InputError("needs --kek-pem (the pin is checked against that file)", input="--kek-fingerprint")
     if args.kek_pem:
+        from .kekpin import check_pin
         kek = load_kek_public_key(read_file(args.kek_pem, input="--kek-pem"), input="--kek-pem")
         modulus = kek.key_size // 8
-        report_["kek_bits"] = kek.key_size
+        report_.update(kek_bits=kek.key_size, kek_fingerprint=check_pin(kek, args.kek_fingerprint,
+                                                                        source=args.kek_pem))
         try:
             parts = split(blob.ciphertext, modulus)
+            # Only sizes can be checked offline: any RSA key of this size (even the target's own) gives the same
+            # split; whether the ciphertext opens under the vault's KEK only the vault can say.
             report_.update(rsa_part_bytes=len(parts.rsa_part), kwp_part_bytes=len(parts.kwp_part),
-                           fits_kek=True, wrapped_key_bytes_max=len(parts.kwp_part) - 8)
+                           sizes_fit_kek=True, wrapped_key_bytes_max=len(parts.kwp_part) - 8,
+                           checked="sizes fit this KEK; only the vault can prove the wrap (byok import)")
         except UnwrapError as exc:
-            report_.update(fits_kek=False, problem=exc.reason)
+            report_.update(sizes_fit_kek=False, problem=exc.reason)
             exit_code = EXIT_MISMATCH
     else:  # no KEK: show the split for every KEK size the length admits
         report_["possible_splits"] = [
@@ -285,8 +311,10 @@ def _key_name(name: str) -> str:
 
 def cmd_kek_create(args: argparse.Namespace) -> int:
     from . import vault
+    from .guard import refuse_existing_kek
     _key_name(args.name)
     kv = _vault_client(args.vault_url)
+    refuse_existing_kek(vault.get_key(kv, args.name), args.name, args.vault_url)
     progress(f"creating KEK {args.name} (RSA-HSM {args.size}, ops import) in {args.vault_url}")
     created = vault.create_kek(kv, args.name, args.size)
     report(args, {"kid": created.kid, "name": created.name, "version": created.version, "kty": created.kty,
@@ -346,28 +374,37 @@ def cmd_import(args: argparse.Namespace) -> int:
     if kty != "EC" and curve:
         raise InputError("--curve applies to --kty EC only", input="--curve")
     blob = TransferBlob.parse(read_file(args.byok_file, input="--byok-file"), input="--byok-file")
+    guard.check_blob_vault(blob, args.vault_url)  # before anything is sent
     not_before = rfc3339.parse(args.not_before, input="--not-before") if args.not_before else None
     expires = rfc3339.parse(args.expires, input="--expires") if args.expires else None
     if not_before and expires and not_before >= expires:
         raise InputError("--not-before must be before --expires", input="--not-before")
     tags = _parse_tags(args.tags)
     kv = _vault_client(args.vault_url)
-    progress(f"importing {args.name} ({kty}-HSM) into {args.vault_url}")
+    existing = vault.get_key(kv, args.name)
+    guard.refuse_taken(existing, blob, public if args.public_key else None, new_version=args.new_version)
+    # As the provider does with wrapped_key_file (verify.py): tagged with the ciphertext's digest, and with
+    # --public-key imported disabled, compared, and only then enabled.
+    checked = expected is not None
+    tags = verify.pending_tags(tags or {}, blob.ciphertext, checkable=checked)
+    progress(f"importing {args.name} ({kty}-HSM) into {args.vault_url}"
+             + (", disabled until its public key matches --public-key" if checked else ""))
     args.interrupted_hint = _landed_hint(args)
     try:
         imported = vault.import_blob(kv, args.name, blob, kty=kty, curve=curve, key_ops=args.ops,
-                                     enabled=not args.disabled, not_before=not_before, expires_on=expires, tags=tags,
-                                     expected_fingerprint=expected)
+                                     enabled=not args.disabled and not checked, not_before=not_before,
+                                     expires_on=expires, tags=tags, current=existing,
+                                     expected_tags={verify.CIPHERTEXT_TAG: tags[verify.CIPHERTEXT_TAG]})
     except VaultError as exc:
         if exc.status is None or exc.status >= 500:  # no answer, or the vault failed: it may have landed
             raise VaultError(next_step(exc.reason, _landed_hint(args)), input=exc.input, status=exc.status,
                              code=exc.code) from None
         raise
-    if expected is not None and imported.fingerprint not in (None, expected):
-        raise KeyMaterialError(
-            f"the vault imported {imported.kid} but its public key is not --public-key's (vault "
-            f"{imported.fingerprint}, file {expected}): the .byok file holds other material; disable or delete "
-            "that version", input="--public-key")
+    if checked:
+        try:
+            imported = verify.settle(kv, imported, public, enabled=not args.disabled, source="--public-key")
+        except ByokError as exc:
+            raise exc.for_input("--byok-file") from None
     report(args, {"kid": imported.kid, "kty": imported.kty, "key_ops": list(imported.key_ops),
                   "enabled": imported.enabled, "fingerprint": imported.fingerprint},
            f"imported {imported.kid}: {imported.kty}, ops {' '.join(imported.key_ops) or '(none)'}"
@@ -378,24 +415,41 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def _landed_hint(args: argparse.Namespace) -> str:
     return (f"the import may or may not have landed; check before importing again: byok verify --vault-url "
-            f"{args.vault_url} --name {args.name} --key KEYFILE")
+            f"{args.vault_url} --name {args.name} --public-key FILE")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from . import vault
-    target = load_key_arg(args.key, args.password_env, None)
-    vk = vault.get_key(_vault_client(args.vault_url), _key_name(args.name))
-    data = {"name": args.name, "vault_url": args.vault_url, "file_fingerprint": target.public.fingerprint,
-            "kid": vk.kid if vk else None, "vault_fingerprint": vk.fingerprint if vk else None,
-            "holds_this_key": bool(vk and vk.fingerprint == target.public.fingerprint)}
+    """Prove what the vault's current version holds: the material (public keys compared, or for an AES key the
+    vault's wrapKey probe), enabled and ops against what is expected. Exit 0 only when all of it holds."""
+    from . import guard, vault
+    if bool(args.key) == bool(args.public_key):
+        raise InputError("give --public-key FILE (RSA/EC: nothing secret needed) or --key FILE (a private key, or "
+                         "an AES key file)", input="--public-key")
+    if args.public_key:
+        if args.password_env or args.key_encoding or args.kty:
+            raise InputError("applies to --key only", input="--password-env" if args.password_env else
+                             "--key-encoding" if args.key_encoding else "--kty")
+        public = load_public_key(read_file(args.public_key, input="--public-key"), input="--public-key")
+        target = None
+    else:
+        target = load_key_arg(args.key, args.password_env, args.kty, encoding=args.key_encoding)
+        public = target.public if target.kty != "oct" else None
+    kv = _vault_client(args.vault_url)
+    vk = vault.get_key(kv, _key_name(args.name))
     if vk is None:
-        report(args, data, f"{args.name}: not found in {args.vault_url}")
+        report(args, {"name": args.name, "vault_url": args.vault_url, "verified": False, "found": False},
+               f"{args.name}: not found in {args.vault_url}")
         return EXIT_MISMATCH
-    if data["holds_this_key"]:
-        report(args, data, f"{vk.kid}: holds this key (fingerprint {vk.fingerprint})")
-        return EXIT_OK
-    report(args, data, f"{vk.kid}: holds OTHER material (vault {vk.fingerprint}, file {target.public.fingerprint})")
-    return EXIT_MISMATCH
+    if public is not None:
+        result = guard.verdict(vk, public=public, expect_ops=args.ops, expect_enabled=not args.disabled)
+    else:
+        assert target is not None
+        probe = vault.holds_aes_key(kv, vk, target.wrapping_plaintext()) if vk.kty.startswith("oct") else None
+        result = guard.verdict(vk, aes_match=probe, aes_file=target.public, expect_ops=args.ops,
+                               expect_enabled=not args.disabled)
+    report(args, {"name": args.name, "vault_url": args.vault_url, "found": True, **result.data},
+           [f"{vk.kid}: {'VERIFIED' if result.ok else 'NOT verified'}", *(f"  {line}" for line in result.lines)])
+    return EXIT_OK if result.ok else EXIT_MISMATCH
 
 
 def cmd_local_vault_serve(args: argparse.Namespace) -> int:
@@ -440,6 +494,12 @@ CURVES = ["P-256", "P-384", "P-521", "P-256K"]
 KEY_OPS = ["encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey"]
 
 
+def key_encoding(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--key-encoding", choices=AES_KEY_ENCODINGS,
+                         help="how an AES --key file holds its key: raw bytes, or hex/base64 text (text is refused "
+                              "without this)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="byok", description="Azure Key Vault BYOK: wrap, package and import "
                                      "key material you own (CKM_RSA_AES_KEY_WRAP transfer blobs).",
@@ -476,15 +536,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_json(p)
 
     p = add("wrap", cmd_wrap, "wrap a key for a KEK into a .byok transfer blob")
-    p.add_argument("--kek-pem", required=True, metavar="FILE",
-                   help="the KEK's public key (byok kek download / az keyvault key download)")
+    p.add_argument("--kek-pem", metavar="FILE",
+                   help="the KEK's public key (byok kek download / az keyvault key download); or --vault-url")
+    p.add_argument("--vault-url", metavar="URL", help="read the KEK --kek-id from this vault over TLS instead of "
+                                                      "--kek-pem (checked: RSA-HSM, ops exactly import, enabled)")
+    p.add_argument("--kek-fingerprint", metavar="THUMBPRINT",
+                   help="refuse unless the KEK's RFC 7638 thumbprint is this (the stack output kekFingerprint)")
     p.add_argument("--kek-id", required=True, metavar="KID",
                    help="the KEK's versioned kid, https://VAULT/keys/NAME/VERSION (byok kek create prints it)")
     p.add_argument("--key", metavar="FILE",
-                   help="target key: PEM/DER private key, or raw AES bytes with --kty oct (or --pkcs11)")
+                   help="target key: PEM/DER private key, or an AES key file with --kty oct (or --pkcs11)")
     p.add_argument("--password-env", metavar="VAR", help="password of an encrypted key, read from $VAR")
-    p.add_argument("--kty", choices=KTYS, help="expected key type; oct reads --key as a raw AES key "
+    p.add_argument("--kty", choices=KTYS, help="expected key type; oct reads --key as an AES key "
                                                "(default: RSA or EC, from the file)")
+    key_encoding(p)
     pkcs11_args(p)
     p.add_argument("--public-out", metavar="FILE", help="with --pkcs11: also write the target's public key PEM")
     add_out(p, "the .byok file to write")
@@ -510,7 +575,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("inspect", cmd_inspect, "show a .byok file's header and ciphertext layout")
     p.add_argument("file", metavar="FILE", help="the .byok transfer blob")
-    p.add_argument("--kek-pem", metavar="FILE", help="check the blob fits this KEK public key")
+    p.add_argument("--kek-pem", metavar="FILE", help="check the blob's sizes fit this KEK public key (only the "
+                                                     "vault can prove the wrap)")
+    p.add_argument("--kek-fingerprint", metavar="THUMBPRINT",
+                   help="refuse unless --kek-pem's RFC 7638 thumbprint is this (the stack output kekFingerprint)")
     add_json(p)
 
     kek = add("kek", lambda a: EXIT_ERROR, "create or download the Key Exchange Key")
@@ -543,16 +611,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"allowed operations, from {' '.join(KEY_OPS)} (default: the vault's, all the type allows)")
     p.add_argument("--tags", nargs="+", metavar="NAME=VALUE", help="up to 15 tags")
     p.add_argument("--disabled", action="store_true", help="import the key disabled")
+    p.add_argument("--new-version", action="store_true",
+                   help="the name already holds a key and a new version of it is meant (rotation); refused "
+                        "otherwise")
     p.add_argument("--not-before", metavar="RFC3339", help="activation date, e.g. 2030-01-01T00:00:00Z")
     p.add_argument("--expires", metavar="RFC3339", help="expiry date, e.g. 2035-01-01T00:00:00Z")
     add_json(p)
 
-    p = add("verify", cmd_verify, "exit 0 when the vault's current version holds this key's public half "
-                                  "(1 when it holds other material or nothing)", online=True)
+    p = add("verify", cmd_verify, "exit 0 when the vault's current version holds this key, is enabled and has "
+                                  "the expected ops (1 otherwise); says what it proved", online=True)
     add_vault_url(p)
     p.add_argument("--name", required=True, help="the key name in the vault")
-    p.add_argument("--key", required=True, metavar="FILE", help="the private key file (its public half is compared)")
-    p.add_argument("--password-env", metavar="VAR", help="password of an encrypted key, read from $VAR")
+    p.add_argument("--public-key", metavar="FILE", help="the key's public key file (RSA/EC): compared with the "
+                                                        "vault's")
+    p.add_argument("--key", metavar="FILE", help="a private key file (its public half is compared), or an AES key "
+                                                 "file (the vault wraps a probe with its key to compare)")
+    p.add_argument("--password-env", metavar="VAR", help="password of an encrypted --key, read from $VAR")
+    p.add_argument("--kty", choices=KTYS, help="with --key: the expected type; oct reads it as an AES key")
+    key_encoding(p)
+    p.add_argument("--ops", nargs="+", metavar="OP", choices=KEY_OPS, help="the operations the version must allow "
+                                                                         "(default: not checked)")
+    p.add_argument("--disabled", action="store_true", help="the version is expected to be disabled")
     add_json(p)
 
     lv = add("local-vault", lambda a: EXIT_ERROR, "a local Key Vault test double (no place for real keys)")

@@ -49,6 +49,11 @@ def refuse_taken(existing: "VaultKey | None", blob: TransferBlob, expected: Publ
     if existing is None or new_version:
         return
     where = f"{existing.name}'s current version {existing.version}"
+    if verify.made_from(existing, blob.ciphertext) and verify.unverified(existing):
+        raise KeyConflictError(f"{where} was imported from this very .byok file but never shown to match "
+                               f"(tag {verify.UNVERIFIED_TAG}={existing.tags[verify.UNVERIFIED_TAG]}, enabled: "
+                               f"{'yes' if existing.enabled else 'no'}); check it with byok verify --public-key",
+                               input="--name")
     if verify.made_from(existing, blob.ciphertext):
         raise KeyConflictError(f"{where} was imported from this very .byok file; nothing to do (--new-version "
                                "imports it again as another version)", input="--name")

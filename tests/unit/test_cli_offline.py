@@ -47,7 +47,8 @@ def test_keygen_wrap_inspect_round_trip(tmp_path: Path, kek_files, capsys, monke
     capsys.readouterr()
     assert main(["inspect", str(out), "--kek-pem", str(kek_pub), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["kid"] == KID and report["fits_kek"] is True
+    assert report["kid"] == KID and report["sizes_fit_kek"] is True
+    assert report["checked"] == "sizes fit this KEK; only the vault can prove the wrap (byok import)"
     assert (report["rsa_part_bytes"], report["kwp_part_bytes"]) == (256, 200)  # P-384 PKCS#8 -> 200 (spec §1.6)
 
 
@@ -143,3 +144,51 @@ def test_python_dash_m_is_the_same_command(tmp_path: Path) -> None:
 def test_debug_shows_the_traceback(tmp_path: Path, capsys) -> None:
     assert main(["--debug", "inspect", str(tmp_path / "nope.byok")]) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+# --- issue 12: the KEK is bound, AES key text needs its encoding ---------------------------------------------------
+def test_wrap_prints_the_kek_thumbprint_and_refuses_a_kek_that_is_not_the_pinned_one(tmp_path: Path, kek_files,
+                                                                                     capsys) -> None:
+    from byok_component.keys import describe_public_key
+    _, kek_pub = kek_files
+    thumbprint = describe_public_key(rsa_key(2048).public_key()).fingerprint
+    (tmp_path / "ec.pem").write_bytes(private_key_pem(ec_key("P-256", 4)))
+    argv = ["wrap", "--kek-pem", str(kek_pub), "--kek-id", KID, "--key", str(tmp_path / "ec.pem")]
+    assert main([*argv, "-o", str(tmp_path / "a.byok"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["kek_fingerprint"], out["kek_pinned"]) == (thumbprint, False)
+    assert main([*argv, "-o", str(tmp_path / "b.byok")]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(
+        f"KEK NOT pinned: compare with the stack's kekFingerprint, for KEK {thumbprint}")
+    assert main([*argv, "-o", str(tmp_path / "c.byok"), "--kek-fingerprint", thumbprint, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["kek_pinned"] is True
+    # A swapped KEK file (here: the target's own public key would not even load as a KEK; another RSA key does).
+    swapped = tmp_path / "swapped.pem"
+    swapped.write_bytes(rsa_key(2048, 9).public_key().public_bytes(serialization.Encoding.PEM,
+                                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
+    assert main(["wrap", "--kek-pem", str(swapped), "--kek-id", KID, "--key", str(tmp_path / "ec.pem"),
+                 "--kek-fingerprint", thumbprint, "-o", str(tmp_path / "d.byok")]) == 1
+    err = capsys.readouterr().err
+    assert f"--kek-fingerprint: the KEK from {swapped} has thumbprint" in err and f"not the pinned {thumbprint}" in err
+    assert not (tmp_path / "d.byok").exists()
+    # inspect: the same pin, and sizes reported as what they are
+    assert main(["inspect", str(tmp_path / "a.byok"), "--kek-pem", str(swapped), "--kek-fingerprint", thumbprint]) == 1
+    assert "not the pinned" in capsys.readouterr().err
+    assert main(["inspect", str(tmp_path / "a.byok"), "--kek-pem", str(swapped)]) == 0  # sizes fit any RSA-2048
+    assert "only the vault can prove the wrap" in capsys.readouterr().out
+    assert main(["wrap", "--kek-id", KID, "--key", str(tmp_path / "ec.pem"), "-o", str(tmp_path / "e.byok")]) == 1
+    assert "--kek-pem: give the KEK as --kek-pem FILE, or --vault-url URL" in capsys.readouterr().err
+
+
+def test_wrap_refuses_aes_key_text_without_its_encoding(tmp_path: Path, kek_files, capsys) -> None:
+    _, kek_pub = kek_files
+    key = bytes(range(40, 56))
+    (tmp_path / "k.hex").write_text(key.hex() + "\n")  # openssl rand -hex 16 > k.hex
+    argv = ["wrap", "--kek-pem", str(kek_pub), "--kek-id", KID, "--key", str(tmp_path / "k.hex"), "--kty", "oct"]
+    assert main([*argv, "-o", str(tmp_path / "k.byok")]) == 1
+    err = capsys.readouterr().err
+    assert "hex of a 128-bit AES key" in err and key.hex() not in err and not (tmp_path / "k.byok").exists()
+    assert main([*argv, "--key-encoding", "hex", "-o", str(tmp_path / "k.byok"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["size"] == 128
+    blob = TransferBlob.parse((tmp_path / "k.byok").read_bytes())
+    assert wrap.unwrap(rsa_key(2048), blob.ciphertext) == key

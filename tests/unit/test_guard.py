@@ -40,6 +40,10 @@ def test_a_taken_name_is_refused_unless_a_new_version_is_meant() -> None:
     same_file = version(public=other, tags={verify.CIPHERTEXT_TAG: verify.ciphertext_digest(BLOB.ciphertext)})
     with pytest.raises(KeyConflictError, match="imported from this very .byok file"):
         guard.refuse_taken(same_file, BLOB, None, new_version=False)
+    failed = version(public=other, enabled=False, tags={verify.CIPHERTEXT_TAG: verify.ciphertext_digest(
+        BLOB.ciphertext), verify.UNVERIFIED_TAG: verify.MISMATCH})
+    with pytest.raises(KeyConflictError, match="never shown to match .*mismatch, enabled: no"):
+        guard.refuse_taken(failed, BLOB, describe_public_key(mine), new_version=False)
     with pytest.raises(KeyConflictError, match="an AES key"):
         guard.refuse_taken(version(kty="oct-HSM", ops=("wrapKey",)), BLOB, None, new_version=False)
     guard.refuse_taken(version(public=other), BLOB, describe_public_key(mine), new_version=True)
