@@ -75,13 +75,18 @@ def parse_vault_id(vault_id: str) -> tuple[str, str, str]:
 class ByokKeySpec(KeyMaterialArgs):
     """One BYOK key of a ByokVault: its key name in the vault, and its material (the fields of ``ByokKeyArgs``).
 
-    The vault URL and ``kek_id`` come from the ByokVault.
+    The vault URL and ``kek_id`` come from the ByokVault. Keyword-only. Besides the ``KeyMaterialArgs``
+    attributes:
+
+    Attributes:
+        name: The key's name in the vault (1-127 of ``0-9 a-z A-Z -``); also names the child ``ByokKey``
+            (``<vault resource name>-<name>``) and keys the ``kids``/``fingerprints`` outputs.
     """
 
     name: str
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ByokVaultArgs:
     """Inputs of a ByokVault.
 
@@ -98,7 +103,29 @@ class ByokVaultArgs:
       RBAC role (Managed HSM Crypto User) must be assigned outside Pulumi (docs/azure.md).
     - ``"local"``: give a local vault's ``vault_url`` (``byok local-vault serve``). Data-plane KEK only.
 
-    ``kek_id`` (a versioned KEK kid) uses an existing KEK instead of declaring one.
+    ``kek_id`` (a versioned KEK kid) uses an existing KEK instead of declaring one. Keyword-only; plain values
+    (not Outputs) are checked before anything is registered.
+
+    Attributes:
+        keys: The BYOK keys to import (``ByokKeySpec``); names unique, none equal to ``kek_name``.
+        target: ``azure`` (Key Vault, default), ``managedhsm`` or ``local`` (see the shapes above).
+        resource_group_name: New vault: the (existing) resource group it goes in.
+        location: New vault: its region (default: the group's / ``azure-native:location``).
+        vault_name: New vault: 3-24 characters, globally unique (default: auto-named by Pulumi).
+        tenant_id: New vault: its Entra ID tenant (default: the deploying principal's).
+        soft_delete_retention_days: New vault: 7-90 days (default 90), fixed at creation.
+        purge_protection: New vault: purge protection (default True). IRREVERSIBLE once on: deleted keys and
+            the vault cannot be purged before retention ends. Set False (and retention 7) for throwaway stacks.
+        vault_url: An existing vault, Managed HSM or local vault by URL (``https://...``).
+        vault_id: An existing vault by ARM id (``/subscriptions/.../vaults/NAME``): role and ARM KEK, no vault.
+        assign_role: Give Key Vault Crypto Officer on the vault (ARM shapes only; default True).
+        principal_id: Who gets the role (default: the deploying principal); needs ``principal_type``.
+        principal_type: ``User``, ``Group``, ``ServicePrincipal``, ... (default: guessed from the sign-in app).
+        kek_name: The KEK's key name (default ``KEKforBYOK``).
+        kek_size: The KEK's RSA size, 2048/3072/4096 (default 4096).
+        kek_id: A versioned kid of a KEK you already have; none is declared then.
+        kek_purge_on_delete: Data-plane KEK only: destroy also purges it (refused under purge protection).
+        tags: Tags for the vault and the ARM KEK (not the imported keys: give those per key).
     """
 
     keys: Sequence[ByokKeySpec] = ()

@@ -257,10 +257,21 @@ def _size_or_none(value: object) -> Optional[int]:
         return None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DataPlaneKekArgs:
-    """Inputs of a DataPlaneKek: the vault (https URL: Key Vault, Managed HSM or a loopback local vault),
-    the KEK name, its size (2048/3072/4096, default 4096) and whether destroy also purges it."""
+    """Inputs of a DataPlaneKek, a KEK made through the vault's data plane (RSA-HSM, ops exactly ``["import"]``).
+
+    Keyword-only, like every other Args class.
+
+    Attributes:
+        vault_url: The vault, ``https://NAME.vault.azure.net``, a Managed HSM or a loopback local vault.
+            Changing it replaces the KEK.
+        key_name: The KEK's key name (e.g. ``KEKforBYOK``); a name holding any other key is refused.
+            Changing it replaces the KEK.
+        key_size: RSA modulus bits, 2048/3072/4096 (default 4096). Changing it makes a new KEK version.
+        purge_on_delete: On destroy, also purge the soft-deleted KEK (default False; refused under purge
+            protection).
+    """
 
     vault_url: pulumi.Input[str]
     key_name: pulumi.Input[str]

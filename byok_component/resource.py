@@ -25,6 +25,32 @@ class KeyMaterialArgs:
     Give ``key_file`` (+ ``key_password``), or ``wrapped_key_file`` + ``public_key_file``, or ``pkcs11_uri``
     (+ ``pkcs11_module``, ``pkcs11_pin``) for a key that is wrapped inside its PKCS#11 token.
     ``public_key_file`` beside ``key_file`` lets previews run without the private key (recommended for PR runners).
+    Keyword-only. ``None`` leaves a property to the material or the vault's default.
+
+    Attributes:
+        key_file: Path of the private key (PEM/DER; PKCS#8, PKCS#1 or SEC1; encrypted or not), or of an AES key
+            (raw 16/24/32 bytes, or hex/base64 text with ``key_encoding``). Read only by create/update (and by
+            previews when no ``public_key_file`` is given); never stored, only its path.
+        key_password: Password of an encrypted ``key_file``. A secret input: encrypted in state, never an output.
+        wrapped_key_file: Ciphertext an external KMS/HSM already wrapped for this KEK (CKM_RSA_AES_KEY_WRAP), raw
+            or as a ``.byok`` file. Needs ``public_key_file`` (RSA/EC); instead of ``key_file``.
+        public_key_file: The key's public half (SubjectPublicKeyInfo PEM/DER). Lets previews run without the
+            private key; with ``key_file``, ``up`` refuses a private key whose public half differs.
+        key_encoding: How an AES ``key_file`` holds its key: ``raw``, ``hex`` or ``base64`` (text is refused
+            without it).
+        key_type: ``RSA``, ``EC`` or ``oct`` (``-HSM`` suffixes accepted); inferred from the material, must agree.
+        curve: EC curve, ``P-256``/``P-384``/``P-521``/``P-256K``; inferred, must agree.
+        key_ops: Operations the key allows (``sign``, ``verify``, ``encrypt``, ``decrypt``, ``wrapKey``,
+            ``unwrapKey``; what the type permits). Default: the vault's.
+        enabled: Whether the current version is enabled (default true).
+        not_before: Activation date, RFC 3339 (e.g. ``2030-01-01T00:00:00Z``).
+        expires_on: Expiry date, RFC 3339; after ``not_before``.
+        tags: Up to 15 tags less the provider's reserved ones, names and values up to 256 characters.
+        purge_on_delete: On destroy/replace, also purge the soft-deleted key (refused under purge protection).
+        adopt_existing: Adopt a key of this name that holds other material instead of refusing it.
+        pkcs11_uri: RFC 7512 URI of a key in a PKCS#11 token, wrapped inside the token; instead of ``key_file``.
+        pkcs11_module: Path of the PKCS#11 module (or ``module-path`` in the URI, or ``$BYOK_PKCS11_MODULE``).
+        pkcs11_pin: The token's user PIN, a secret input (or ``$BYOK_PKCS11_PIN``).
     """
 
     key_file: Optional[pulumi.Input[str]] = None
@@ -54,7 +80,17 @@ class KeyMaterialArgs:
 
 @dataclass(kw_only=True)
 class ByokKeyArgs(KeyMaterialArgs):
-    """Inputs of a ByokKey: where it goes (vault, name, the versioned KEK kid) and its material."""
+    """Inputs of a ByokKey: where it goes (vault, name, the versioned KEK kid) and its material.
+
+    Keyword-only. Besides the ``KeyMaterialArgs`` attributes (material and properties):
+
+    Attributes:
+        vault_url: The vault, ``https://NAME.vault.azure.net`` (or a Managed HSM, or a loopback local vault).
+            Changing it replaces the key.
+        key_name: The key's name in the vault, 1-127 of ``0-9 a-z A-Z -``. Changing it replaces the key.
+        kek_id: The KEK's *versioned* kid on the same vault (``DataPlaneKek.kid``, an ARM key's
+            ``key_uri_with_version``). Transport only: changing it changes nothing in the vault.
+    """
 
     vault_url: pulumi.Input[str]
     key_name: pulumi.Input[str]

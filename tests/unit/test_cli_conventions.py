@@ -125,3 +125,19 @@ def test_dev_without_arguments_prints_its_usage() -> None:
     result = subprocess.run([str(REPO / "dev")], capture_output=True, text=True, timeout=600)
     assert result.returncode == 2 and result.stdout == ""
     assert "usage: ./dev" in result.stderr and "demo" in result.stderr and "test" in result.stderr
+
+
+def test_no_azure_credential_is_one_line_that_says_how_to_sign_in() -> None:
+    """DefaultAzureCredential's failure is ~20 lines (one per credential it tried); the user gets one."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    from byok_component import vault
+    from byok_component.errors import VaultAuthError
+
+    raw = ClientAuthenticationError(message="DefaultAzureCredential failed to retrieve a token from the included "
+                                            "credentials.\nAttempted credentials:\n\tEnvironmentCredential: ...\n"
+                                            "\tManagedIdentityCredential: ...\n\tAzureCliCredential: ...")
+    error = vault._map_error(raw, "get key KEKforBYOK")
+    assert isinstance(error, VaultAuthError) and "\n" not in str(error)
+    assert str(error).startswith("get key KEKforBYOK: no Azure credential")
+    assert "az login" in str(error) and "BYOK_ACCESS_TOKEN_FILE" in str(error) and "local-vault env" in str(error)
