@@ -9,7 +9,7 @@ import hashlib
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
