@@ -16,13 +16,14 @@ import pulumi
 from .errors import InputError
 from .kek import KEK_SIZES, DataPlaneKek, DataPlaneKekArgs
 from .kekview import KekPublicKey, KekPublicKeyArgs
-from .kid import check_key_name, normalize_vault_url
+from .kid import KeyId, check_key_name, normalize_vault_url
+from .rbacgate import RbacGate, RbacGateArgs
 from .resource import ByokKey, ByokKeyArgs, KeyMaterialArgs
 
 __all__ = [
     "ByokVault", "ByokVaultArgs", "ByokKeySpec", "Target", "TARGETS",
     "KEY_VAULT_CRYPTO_OFFICER", "MANAGED_HSM_CRYPTO_USER", "MANAGED_HSM_CRYPTO_OFFICER",
-    "crypto_officer_role_definition_id", "deploying_principal_type", "parse_vault_id",
+    "crypto_officer_role_definition_id", "deploying_principal_type", "parse_vault_id", "data_plane_kid",
 ]
 
 Target = Literal["azure", "managedhsm", "local"]
@@ -124,8 +125,13 @@ class ByokVaultArgs:
         kek_name: The KEK's key name (default ``KEKforBYOK``).
         kek_size: The KEK's RSA size, 2048/3072/4096 (default 4096).
         kek_id: A versioned kid of a KEK you already have; none is declared then.
-        kek_purge_on_delete: Data-plane KEK only: destroy also purges it (refused under purge protection).
+        kek_purge_on_delete: Data-plane KEK only: destroy also purges it (not under purge protection: then it is
+            left soft-deleted until its retention ends, and destroy says so).
         tags: Tags for the vault and the ARM KEK (not the imported keys: give those per key).
+        wait_for_role: Put an ``RbacGate`` between the role and the KEK: it waits until the vault's data plane
+            stops answering 403 ForbiddenByRbac (a role assignment takes minutes to apply). Default (None): when
+            this component assigns the role; True also for a role assigned just before, outside Pulumi (a
+            Managed HSM local role); False never.
     """
 
     keys: Sequence[ByokKeySpec] = ()
@@ -150,6 +156,7 @@ class ByokVaultArgs:
     kek_id: Optional[pulumi.Input[str]] = None
     kek_purge_on_delete: bool = False
     tags: Optional[Mapping[str, str]] = field(default=None)
+    wait_for_role: Optional[bool] = None
 
 
 class ByokVault(pulumi.ComponentResource):
@@ -157,8 +164,9 @@ class ByokVault(pulumi.ComponentResource):
 
     Outputs: ``vault_uri``, ``vault_id`` (ARM id, or None off ARM), ``kek_id`` (versioned KEK kid),
     ``kek_public_key_pem`` and ``kek_fingerprint`` (its RFC 7638 thumbprint: what an officer wrapping offline
-    pins with ``byok wrap --kek-fingerprint``), ``kids`` and ``fingerprints`` (dicts keyed by key name). The children are reachable as ``vault``,
-    ``role_assignment``, ``kek`` (each None when not created) and ``keys`` (dict by key name).
+    pins with ``byok wrap --kek-fingerprint``), ``kids`` and ``fingerprints`` (dicts keyed by key name). The
+    children are reachable as ``vault``, ``role_assignment``, ``rbac_gate``, ``kek`` (each None when not created)
+    and ``keys`` (dict by key name).
     """
 
     vault_uri: pulumi.Output[str]
@@ -220,7 +228,16 @@ class ByokVault(pulumi.ComponentResource):
                 scope=vault_id,
                 description="byok: Key Vault Crypto Officer for BYOK key import",
                 opts=pulumi.ResourceOptions(parent=self))
-        role = [self.role_assignment] if self.role_assignment is not None else []
+        # --- the RBAC gate: nothing that needs the role runs before the data plane honours it ------------
+        self.rbac_gate: Optional[RbacGate] = None
+        if args.wait_for_role if args.wait_for_role is not None else self.role_assignment is not None:
+            self.rbac_gate = RbacGate(
+                f"{name}-rbac-gate",
+                RbacGateArgs(vault_url=vault_uri, key_name=args.kek_name,
+                             role_assignment_id=self.role_assignment.id if self.role_assignment is not None else None),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_assignment] if self.role_assignment
+                                            is not None else []))
+        role = [r for r in (self.role_assignment, self.rbac_gate) if r is not None]
 
         # --- the KEK -----------------------------------------------------------------------------
         if args.kek_id is not None:
@@ -237,7 +254,7 @@ class ByokVault(pulumi.ComponentResource):
                 properties=keyvault.KeyPropertiesArgs(kty="RSA-HSM", key_size=args.kek_size, key_ops=["import"]),
                 tags=args.tags,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=role))
-            kek_id = self.kek.key_uri_with_version
+            kek_id = self.kek.key_uri_with_version.apply(data_plane_kid)
         else:
             self.kek = DataPlaneKek(
                 f"{name}-kek",
@@ -247,7 +264,7 @@ class ByokVault(pulumi.ComponentResource):
             kek_id = self.kek.kid
 
         # --- the keys ----------------------------------------------------------------------------
-        after = [r for r in (self.kek, self.role_assignment) if r is not None]
+        after = [r for r in (self.kek, *role) if r is not None]
         if isinstance(self.kek, DataPlaneKek):
             self.kek_public_key_pem, self.kek_fingerprint = self.kek.public_key_pem, self.kek.fingerprint
         else:  # ARM's keyvault.Key and a given kek_id expose no public key: read it from the data plane
@@ -286,8 +303,18 @@ class ByokVault(pulumi.ComponentResource):
                 soft_delete_retention_in_days=args.soft_delete_retention_days,
                 # Azure refuses `false` here ("does not accept false as its value"): omit it instead.
                 enable_purge_protection=True if args.purge_protection else None,
+                # Required unless createMode is "recover" (azure-native's VaultPropertiesArgs); with RBAC on,
+                # azure-cli's `keyvault create` sends [] too.
+                access_policies=[],
             ),
             opts=pulumi.ResourceOptions(parent=self))
+
+
+def data_plane_kid(uri: Optional[str]) -> Optional[str]:
+    """A KEK kid in the data plane's form. ARM's keyUriWithVersion carries the default port
+    (``https://v.vault.azure.net:443/keys/k/<version>``, ARM's createKey example); the kid that transfer blobs
+    and users' HSM tools name -- the data plane's -- has none."""
+    return str(KeyId.parse(uri, versioned=True, input="kek_id")) if uri else uri
 
 
 def _by_name(outputs: Mapping[str, pulumi.Output[str]]) -> pulumi.Output[dict[str, str]]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider,
                             UpdateResult)
 
-from . import ownership, verify
+from . import ownership, refusals, verify
 from . import props as P
 from . import rfc3339
 from .blob import TransferBlob
@@ -214,10 +214,13 @@ def _context(action: str, key: str) -> Iterator[None]:
 
 
 def _deleted_message(p: P.KeyProps) -> str:
-    vault_name = p.vault_url.split("://", 1)[1].split(".", 1)[0]
-    return (f"is soft-deleted in {p.vault_url}: recover it (`az keyvault key recover --vault-name {vault_name} "
-            f"--name {p.key_name}`) or purge it (`az keyvault key purge --vault-name {vault_name} --name "
-            f"{p.key_name}`), or choose another key_name")
+    """What to do about a soft-deleted name: az flags for a vault or a Managed HSM (``--hsm-name``, and there
+    only Managed HSM Crypto Officer may recover or purge); a purge is refused under purge protection."""
+    flag = refusals.cli_target(p.vault_url)
+    officer = " (needs the Managed HSM Crypto Officer role)" if refusals.is_managed_hsm(p.vault_url) else ""
+    return (f"is soft-deleted in {p.vault_url}: recover it (`az keyvault key recover {flag} --name {p.key_name}`)"
+            f"{officer}, or purge it (`az keyvault key purge {flag} --name {p.key_name}`; refused under purge "
+            "protection until the retention period ends), or choose another key_name")
 
 
 def _where(id_: str, props: Mapping[str, Any]) -> tuple[str, str]:

@@ -80,6 +80,9 @@ RUNS: dict[str, Callable[[dict[str, Path]], dict[str, Any]]] = {
     "two-phase-1": _program("Pulumi.example-azure.yaml", rsaKeyFile="", ecKeyFile=""),
     "two-phase-3": _program("Pulumi.example-azure.yaml", rsaKeyFile="", ecWrappedKeyFile="keys/TestECKey.byok",
                             ecPublicKeyFile="keys/TestECKey.pub.pem"),
+    "component-local-gated": _component(target="local", vault_url="https://127.0.0.1:8443", wait_for_role=True,
+                                        keys=[{"name": "k1", "key_file": "TestECKey.pem"}]),
+    "component-azure-ungated": _component(resource_group_name="rg", wait_for_role=False),
 }
 RUN_OPTIONS: dict[str, dict[str, Any]] = {"azure-user": {"client_id": harness.AZURE_CLI_CLIENT_ID}}
 

@@ -70,8 +70,8 @@ def project_config(stack_file: Optional[str] = None, overrides: Optional[Mapping
 
 _RANK = {t: i for i, t in enumerate([
     "azure-native:resources:ResourceGroup", "byok:index:ByokVault", "azure-native:keyvault:Vault",
-    "azure-native:authorization:RoleAssignment", "azure-native:keyvault:Key", "pulumi-python:dynamic/byok:Kek",
-    "pulumi-python:dynamic/byok:KekPublicKey", "pulumi-python:dynamic/byok:ByokKey"])}
+    "azure-native:authorization:RoleAssignment", "pulumi-python:dynamic/byok:RbacGate", "azure-native:keyvault:Key",
+    "pulumi-python:dynamic/byok:Kek", "pulumi-python:dynamic/byok:KekPublicKey", "pulumi-python:dynamic/byok:ByokKey"])}
 
 
 @dataclass
@@ -223,7 +223,8 @@ def _execute(spec: Mapping[str, Any]) -> dict[str, Any]:  # pragma: no cover - r
                                        "vaultUri": f"https://{state['name']}.vault.azure.net/"}
                 rid = f"{sub}/resourceGroups/{inputs['resourceGroupName']}/providers/Microsoft.KeyVault/vaults/{state['name']}"
             elif args.typ == "azure-native:keyvault:Key":
-                base = f"https://{inputs['vaultName']}.vault.azure.net/keys/{inputs['keyName']}"
+                # ARM's createKey example answers keyUri(WithVersion) with the default port spelled out
+                base = f"https://{inputs['vaultName']}.vault.azure.net:443/keys/{inputs['keyName']}"
                 state.update(name=inputs["keyName"], keyUri=base,
                              keyUriWithVersion=f"{base}/{version_for(args.name)}")
                 rid = f"{sub}/resourceGroups/{inputs['resourceGroupName']}/providers/Microsoft.KeyVault/vaults/{inputs['vaultName']}/keys/{inputs['keyName']}"

@@ -106,7 +106,9 @@ def test_existing_kek_and_principal_override(graph: harness.Graph) -> None:
     key = byok_keys(graph)["k1"]
     assert key["inputs"]["kek_id"] == "https://contoso-byok-kv.vault.azure.net/keys/OldKEK/0123456789abcdef0123456789abcdef"
     assert key["inputs"]["tags"] == {"env": "test"}
-    assert key["dependencies"] == [role["urn"]]
+    gate = graph.one("pulumi-python:dynamic/byok:RbacGate")
+    assert gate["dependencies"] == [role["urn"]]
+    assert sorted(key["dependencies"]) == sorted([role["urn"], gate["urn"]])
     assert graph.stack_outputs["kek_id"]["value"].endswith("/OldKEK/0123456789abcdef0123456789abcdef")
 
 
@@ -148,3 +150,18 @@ def test_a_fresh_interpreter_run_matches_the_forked_one(runs: dict[str, harness.
 
     assert alone.outline() == runs["local"].outline()
     assert seen(alone) == seen(runs["local"])
+
+
+@shape("component-local-gated")
+def test_wait_for_role_gates_a_data_plane_kek_too(graph: harness.Graph) -> None:
+    """A role assigned outside Pulumi just before (a Managed HSM local role, a local vault's window): the KEK
+    and the keys wait for the gate."""
+    gate, kek = graph.one("pulumi-python:dynamic/byok:RbacGate"), graph.one(KEK)
+    assert gate["inputs"]["vault_url"] == "https://127.0.0.1:8443" and "role_assignment_id" not in gate["inputs"]
+    assert gate["urn"] in kek["dependencies"]
+    assert gate["urn"] in byok_keys(graph)["k1"]["dependencies"]
+
+
+@shape("component-azure-ungated")
+def test_wait_for_role_false_leaves_the_gate_out(graph: harness.Graph) -> None:
+    assert not graph.of_type("pulumi-python:dynamic/byok:RbacGate") and graph.of_type(ROLE)

@@ -22,6 +22,7 @@ COMPONENT = "byok:index:ByokVault"
 BYOK_KEY = "pulumi-python:dynamic/byok:ByokKey"
 KEK = "pulumi-python:dynamic/byok:Kek"
 KEK_VIEW = "pulumi-python:dynamic/byok:KekPublicKey"
+GATE = "pulumi-python:dynamic/byok:RbacGate"
 ARM = {VAULT, KEY, ROLE, GROUP}
 SECRET_SIG = harness.SECRET_SIG
 
@@ -42,6 +43,7 @@ def test_full_azure_graph_is_the_seed_setup(graph: harness.Graph) -> None:
         f"{COMPONENT}  byok",
         f"  {VAULT}  byok-vault",
         f"  {ROLE}  byok-crypto-officer",
+        f"  {GATE}  byok-rbac-gate",
         f"  {KEY}  byok-kek",
         f"  {KEK_VIEW}  byok-kek-public",
         f"  {BYOK_KEY}  byok-TestECKey",
@@ -60,6 +62,7 @@ def test_vault_is_premium_with_rbac_soft_delete_and_purge_protection(graph: harn
     assert props["softDeleteRetentionInDays"] == 90
     assert props["enablePurgeProtection"] is True
     assert props["tenantId"] == harness.TENANT  # from getClientConfig
+    assert props["accessPolicies"] == []  # required unless createMode is recover; azure-cli sends [] with RBAC
     assert vault["inputs"]["resourceGroupName"] == graph.one(GROUP)["state"]["name"]
 
 
@@ -90,6 +93,18 @@ def test_kek_is_rsa_hsm_4096_import_only_in_the_vault(graph: harness.Graph) -> N
     assert kek["inputs"]["resourceGroupName"] == graph.one(GROUP)["state"]["name"]
     # Destroy order: the KEK (deleted through the data plane) goes before the role it needs.
     assert graph.one(ROLE)["urn"] in kek["dependencies"]
+    # Up order: the KEK waits for the gate, which waits until the role applies (no ForbiddenByRbac race).
+    assert graph.one(GATE)["urn"] in kek["dependencies"]
+
+
+@shape("azure", "existing-vault-id")
+def test_the_rbac_gate_sits_between_the_role_and_the_kek(graph: harness.Graph) -> None:
+    gate, role = graph.one(GATE), graph.one(ROLE)
+    assert role["urn"] in gate["dependencies"]
+    assert gate["inputs"]["role_assignment_id"] == role["id"]  # a new assignment: the gate waits again
+    assert gate["inputs"]["key_name"] == "KEKforBYOK"
+    assert gate["inputs"]["vault_url"] == byok_keys(graph)["TestECKey"]["inputs"]["vault_url"]
+    assert b"byok_component.rbacgate" in base64.b64decode(gate["inputs"]["__provider"]["value"])
 
 
 @shape("azure", "azure-existing-group", "existing-vault-id")
@@ -97,10 +112,11 @@ def test_each_key_uses_the_versioned_kek_id_and_waits_for_kek_and_role(graph: ha
     kek, role = graph.one(KEY), graph.one(ROLE)
     versioned = kek["state"]["keyUriWithVersion"]
     assert versioned.rsplit("/", 1)[1] and versioned != kek["state"]["keyUri"]
+    assert ".vault.azure.net:443/keys/" in versioned  # ARM's form
     keys = byok_keys(graph)
     assert set(keys) == {"TestRSAKey", "TestECKey"}
     for key in keys.values():
-        assert key["inputs"]["kek_id"] == versioned
+        assert key["inputs"]["kek_id"] == versioned.replace(":443/", "/")  # the data plane's kid
         assert role["urn"] in key["dependencies"]
         assert kek["urn"] in key["dependencies"]
         assert key["parent"] == graph.one(COMPONENT)["urn"]
@@ -124,7 +140,8 @@ def test_stack_and_component_outputs_are_present(graph: harness.Graph) -> None:
     keys = byok_keys(graph)
     assert out["vaultUri"] == graph.one(VAULT)["state"]["properties"]["vaultUri"].rstrip("/")
     assert out["vaultId"] == graph.one(VAULT)["id"]
-    assert out["kekId"] == graph.one(KEY)["state"]["keyUriWithVersion"]
+    assert out["kekId"] == graph.one(KEY)["state"]["keyUriWithVersion"].replace(":443/", "/")
+    assert ":443" not in out["kekId"]  # exported as users' HSM tools and transfer blobs name it
     assert out["kids"] == {name: k["state"]["kid"] for name, k in keys.items()}
     assert out["fingerprints"] == {name: k["state"]["fingerprint"] for name, k in keys.items()}
     component = graph.component_outputs[graph.one(COMPONENT)["urn"]]

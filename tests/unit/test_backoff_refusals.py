@@ -57,3 +57,15 @@ def test_managed_hsm_hints_name_the_hsm_flag_and_the_role_per_operation() -> Non
     assert "Crypto Officer" not in remedy("key_ops", kv, "sign")
     assert "ForbiddenByRbac after waiting 600 s (BYOK_RBAC_WAIT_SECONDS)" in remedy(
         "rbac", kv, "import", waited=600, setting="BYOK_RBAC_WAIT_SECONDS")
+
+
+def test_the_soft_deleted_hint_uses_hsm_name_and_the_officer_role_on_a_managed_hsm() -> None:
+    from types import SimpleNamespace
+
+    from byok_component.provider import _deleted_message
+
+    hsm = _deleted_message(SimpleNamespace(vault_url="https://contoso.managedhsm.azure.net", key_name="k"))
+    assert "az keyvault key recover --hsm-name contoso --name k" in hsm and "--vault-name" not in hsm
+    assert "Managed HSM Crypto Officer" in hsm and "refused under purge protection" in hsm
+    kv = _deleted_message(SimpleNamespace(vault_url="https://contoso.vault.azure.net", key_name="k"))
+    assert "az keyvault key purge --vault-name contoso --name k" in kv and "Managed HSM" not in kv
