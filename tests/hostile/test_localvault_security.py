@@ -6,7 +6,7 @@ bodies, and keeps its files private (0700 directory, 0600 files; only the certif
 
 from __future__ import annotations
 
-import http.client
+import json
 import secrets
 import socket
 import ssl
@@ -100,29 +100,67 @@ def test_plain_http_gets_no_answer_and_does_no_harm(vault: "LocalVault") -> None
     _record(not answered and raw_request(vault, "GET", "/keys")[0] == 200)
 
 
-@pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")
-def test_old_tls_and_untrusted_certificates_fail(vault: "LocalVault") -> None:
-    failures = 0
-    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    old.load_verify_locations(vault.ca_cert)
+def _old_tls_client(ca_cert: str) -> ssl.SSLContext:
+    """A client that offers TLS 1.0 and 1.1 only, with the legacy ciphers those need (OpenSSL security level 0)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(ca_cert)
+    context.minimum_version, context.maximum_version = ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return context
+
+
+def _handshake(port: int, context: ssl.SSLContext) -> str:
+    """The negotiated version, or the failure's OpenSSL reason."""
     try:
-        old.minimum_version = ssl.TLSVersion.TLSv1
-        old.maximum_version = ssl.TLSVersion.TLSv1_1
-    except ValueError:  # this OpenSSL cannot even offer TLS 1.1
-        old = None  # type: ignore[assignment]
-    for context in (old, ssl.create_default_context()):  # TLS <= 1.1; the system CAs (not the vault's)
-        if context is None:
-            failures += 1
-            continue
-        connection = http.client.HTTPSConnection("127.0.0.1", vault.port, timeout=10, context=context)
+        with context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
+                                 server_hostname="127.0.0.1") as connection:
+            return str(connection.version())
+    except ssl.SSLError as exc:
+        return f"refused: {exc.reason}"
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")
+def test_tls_1_0_and_1_1_are_refused_by_the_server(vault: "LocalVault") -> None:
+    """The server, not the client, refuses: the same TLS 1.0/1.1 client first completes a handshake with a control
+    server that allows them (so it really offers them), then fails against the vault."""
+    import threading
+
+    from byok_component.localvault.tls import TlsFiles
+
+    files = TlsFiles(vault.data_dir / "ca.pem", vault.data_dir / "server.pem", vault.data_dir / "server-key.pem")
+    control = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    control.load_cert_chain(files.server_cert, files.server_key)
+    control.minimum_version = ssl.TLSVersion.TLSv1
+    control.set_ciphers("DEFAULT:@SECLEVEL=0")
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def accept_one() -> None:
+        raw, _ = listener.accept()
         try:
-            connection.request("GET", "/keys?api-version=7.5")
-            connection.getresponse()
+            control.wrap_socket(raw, server_side=True).close()
         except (ssl.SSLError, OSError):
-            failures += 1
-        finally:
-            connection.close()
-    _record(failures == 2)
+            raw.close()
+    acceptor = threading.Thread(target=accept_one, daemon=True)
+    acceptor.start()
+    try:
+        offered = _handshake(listener.getsockname()[1], _old_tls_client(vault.ca_cert))
+    finally:
+        acceptor.join(10)
+        listener.close()
+    against_vault = _handshake(vault.port, _old_tls_client(vault.ca_cert))
+    assert offered in ("TLSv1", "TLSv1.1"), f"this client cannot offer TLS <= 1.1 here ({offered})"
+    _record(against_vault.startswith("refused"))
+    assert vault._server is not None  # noqa: SLF001
+    assert vault._server.context.minimum_version >= ssl.TLSVersion.TLSv1_2  # noqa: SLF001
+
+
+def test_a_client_that_does_not_trust_the_vaults_ca_fails_verification(vault: "LocalVault") -> None:
+    """The system CAs only: the vault's certificate does not verify (its CA is its own, never a public one)."""
+    with pytest.raises(ssl.SSLCertVerificationError):
+        with ssl.create_default_context().wrap_socket(socket.create_connection(("127.0.0.1", vault.port), timeout=10),
+                                                      server_hostname="127.0.0.1"):
+            pass
+    _record(True)
 
 
 # --- authentication ------------------------------------------------------------------------------------------
@@ -145,18 +183,15 @@ def test_requests_without_the_right_token_get_401(vault: "LocalVault", target: d
     }
     client = make_key_client(vault)
     before = inventory(client)
-    statuses = []
-    for method, path, body in (("GET", f"/keys/{target['name']}", None), ("DELETE", f"/keys/{target['name']}", None),
-                               ("POST", "/keys/intruder/create", {"kty": "EC-HSM", "crv": "P-256"})):
-        sent = {} if headers[header] is None else {"Authorization": headers[header]}
-        try:
-            status, reply_headers, _ = raw_request(vault, method, path, body, token=None, headers=sent)
-        except (http.client.HTTPException, OSError):  # a header too large for the server: refused, too
-            status, reply_headers = 431, {"www-authenticate": "Bearer"}
+    statuses, challenges = [], []
+    for method, path, body in (("GET", f"/keys/{target['name']}", b""), ("DELETE", f"/keys/{target['name']}", b""),
+                               ("POST", "/keys/intruder/create", b'{"kty": "EC-HSM", "crv": "P-256"}')):
+        status, reply_headers, _ = _raw_exchange(vault, method, path, body, authorization=headers[header])
         statuses.append(status)
-        if status == 401:
-            assert reply_headers.get("www-authenticate", "").startswith("Bearer")
-    _record(all(s in (401, 431) for s in statuses) and inventory(client) == before)
+        challenges.append(reply_headers.get("www-authenticate", ""))
+    _record(statuses == [401] * 3 and all(c.startswith('Bearer authorization="https://login.microsoftonline.com/')
+                                          for c in challenges) and inventory(client) == before)
+    assert statuses == [401] * 3, statuses
 
 
 # --- the read-only token -----------------------------------------------------------------------------------
@@ -218,24 +253,64 @@ ODD_PATHS = {
     "dots": ("PUT", "/keys/a.b"),
     "too-long": ("PUT", "/keys/" + "k" * 128),
     "sql": ("PUT", "/keys/x'%3B%20DROP%20TABLE%20keys%3B--"),
-    "version-traversal": ("GET", "/keys/kek/..%2F..%2Fx"),
+    "version-traversal": ("GET", "/keys/kek/..%2F..%2Fx"),  # the module's KEK is named "kek"
     "deleted-traversal": ("DELETE", "/deletedkeys/..%2Fkeys%2Fkek"),
 }
 
 
+def _raw_exchange(vault: "LocalVault", method: str, path: str, body: bytes = b"", *,
+                  authorization: str | None = "full", headers: dict[str, str | None] | None = None,
+                  ) -> tuple[int, dict[str, str], Any]:
+    """Send the request as written over TLS (no HTTP client to refuse, re-encode or cut it first) and read the
+    vault's answer: ``(status, headers, JSON body)``. A connection the vault drops fails the test, never passes it.
+    ``authorization``: "full" (the vault's token), None (no header) or the header's literal value."""
+    sent = {"Host": "127.0.0.1", "Content-Type": "application/json", "Content-Length": str(len(body))}
+    if authorization == "full":
+        sent["Authorization"] = "Bearer " + Path(vault.token_file).read_text().strip()
+    elif authorization is not None:
+        sent["Authorization"] = authorization
+    sent.update(headers or {})
+    sent = {k: v for k, v in sent.items() if v is not None}
+    head = f"{method} {path}?api-version=7.5 HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in sent.items())
+    context = ssl.create_default_context(cafile=vault.ca_cert)
+    with context.wrap_socket(socket.create_connection(("127.0.0.1", vault.port), timeout=30),
+                             server_hostname="127.0.0.1") as connection:
+        connection.sendall(head.encode("latin-1") + b"Connection: close\r\n\r\n" + body)
+        reply = b""
+        while chunk := connection.recv(65536):
+            reply += chunk
+    head_bytes, _, payload = reply.partition(b"\r\n\r\n")
+    status_line, *header_lines = head_bytes.decode("latin-1").split("\r\n")
+    reply_headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines)}
+    return int(status_line.split()[1]), reply_headers, json.loads(payload or b"null")
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
 @pytest.mark.parametrize("case", list(ODD_PATHS))
-def test_odd_key_names_are_refused(vault: "LocalVault", case: str) -> None:
+def test_odd_key_names_are_refused(vault: "LocalVault", target: dict[str, str], case: str) -> None:
+    """Each odd name reaches the vault byte for byte and is refused for its name (not for the body, not by the
+    client); nothing appears in the key store (SDK inventory and the store's own names) or on disk anywhere
+    under the directory that holds the data dir."""
     method, path = ODD_PATHS[case]
     client = make_key_client(vault)
-    before_keys, before_files = inventory(client), sorted(p.name for p in vault.data_dir.iterdir())
-    body = {"key": {"kty": "EC-HSM", "crv": "P-256", "key_hsm": "e30"}} if method == "PUT" else None
-    try:
-        status, _, _ = raw_request(vault, method, path, body)
-    except (http.client.HTTPException, OSError, ValueError):  # refused before it left (http.client) or cut off
-        status = 400
-    after_files = sorted(p.name for p in vault.data_dir.iterdir())
-    _record(status in (400, 404, 405) and inventory(client) == before_keys and after_files == before_files
-            and not (vault.data_dir.parent / "etc").exists())
+    store = vault._store  # noqa: SLF001 - the store's own view, beside the SDK's
+    assert store is not None
+    names_before = (store.active_names(), store.deleted_names())
+    keys_before, files_before = inventory(client), _tree(vault.data_dir.parent)
+    body = json.dumps({"key": {"kty": "EC-HSM", "crv": "P-256", "key_hsm": "e30"}}).encode() if method == "PUT" else b""
+    status, _, reply = _raw_exchange(vault, method, path, body)
+    error = reply["error"] if isinstance(reply, dict) else {}
+    if case == "version-traversal":  # the name is the KEK's; the version cannot exist
+        refused = status == 404 and error.get("code") == "KeyNotFound"
+    else:
+        refused = status == 400 and error.get("code") == "BadParameter" and "key name" in error.get("message", "")
+    unchanged = (inventory(client) == keys_before and (store.active_names(), store.deleted_names()) == names_before
+                 and _tree(vault.data_dir.parent) == files_before)
+    _record(refused and unchanged)
+    assert refused, (status, reply)
 
 
 # --- request bodies ---------------------------------------------------------------------------------------------
@@ -243,14 +318,15 @@ def test_odd_key_names_are_refused(vault: "LocalVault", case: str) -> None:
 def test_hostile_bodies_are_refused(vault: "LocalVault", case: str) -> None:
     client = make_key_client(vault)
     before = inventory(client)
-    headers = {"over-1-MiB": {"Content-Length": str(64 * 1024 * 1024)}, "chunked": {"Transfer-Encoding": "chunked"},
-               "bad-length": {"Content-Length": "12abc"}, "not-json": {}}[case]
-    raw = b"{not json" if case == "not-json" else b""
-    try:
-        status, _, _ = raw_request(vault, "PUT", "/keys/body-test", token="full", headers=headers, raw_body=raw)
-    except (http.client.HTTPException, OSError):
-        status = 400
-    _record(status in (400, 411, 413) and inventory(client) == before)
+    headers: dict[str, str | None] = {
+        "over-1-MiB": {"Content-Length": str(64 * 1024 * 1024)},
+        "chunked": {"Transfer-Encoding": "chunked", "Content-Length": None},
+        "bad-length": {"Content-Length": "12abc"}, "not-json": {}}[case]
+    body = {"not-json": b"{not json", "chunked": b"0\r\n\r\n"}.get(case, b"")
+    expected = {"over-1-MiB": 413, "chunked": 411, "bad-length": 400, "not-json": 400}[case]
+    status, _, _ = _raw_exchange(vault, "PUT", "/keys/body-test", body, headers=headers)  # type: ignore[arg-type]
+    _record(status == expected and inventory(client) == before)
+    assert status == expected
 
 
 # --- files ------------------------------------------------------------------------------------------------------
