@@ -94,7 +94,7 @@ def test_offline_example_runs_as_written(checkout: Path) -> None:
     result = run_block(shell_block("offline"), checkout)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (checkout / "try" / "offline" / "TestECKey.byok").is_file()
-    assert "fits_kek: yes" in result.stdout and "kid: https://myvault.vault.azure.net/keys/KEKforBYOK/" in result.stdout
+    assert "sizes_fit_kek: yes" in result.stdout and "kid: https://myvault.vault.azure.net/keys/KEKforBYOK/" in result.stdout
 
 
 @pytest.mark.slow
@@ -103,7 +103,8 @@ def test_local_vault_walkthrough_runs_as_written(checkout: Path) -> None:
     assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-3000:])
     assert re.search(r"^imported https://127\.0\.0\.1:\d+/keys/TestECKey/\w{32}: EC-HSM, ops sign verify",
                      result.stdout, re.MULTILINE), result.stdout
-    assert re.search(r"/keys/TestECKey/\w{32}: holds this key", result.stdout), result.stdout
+    assert re.search(r"/keys/TestECKey/\w{32}: VERIFIED", result.stdout) and "holds this key" in result.stdout, \
+        result.stdout
     assert not (checkout / "try" / "local" / ".byok-data" / "serving.json").exists()  # `kill %1` stopped it
 
 
