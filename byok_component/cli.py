@@ -388,7 +388,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     checked = expected is not None
     tags = verify.pending_tags(tags or {}, blob.ciphertext, checkable=checked)
     progress(f"importing {args.name} ({kty}-HSM) into {args.vault_url}"
-             + (", disabled until its public key matches --public-key" if checked else ""))
+             + (", disabled until its public key matches --public-key" if checked else
+                "" if kty == "oct" else ", live without a check: --public-key would import it disabled and "
+                "enable it only if it holds that key"))
     args.interrupted_hint = _landed_hint(args)
     try:
         imported = vault.import_blob(kv, args.name, blob, kty=kty, curve=curve, key_ops=args.ops,
