@@ -75,6 +75,10 @@ def load_key_arg(path: str, password_env: str | None, kty: KeyType | None, *, in
 
 
 def _describe(info) -> str:  # noqa: ANN001
+    """'EC P-256', 'RSA 4096-bit', 'AES-256 (oct)': an AES key's size up front (a text file read as raw bytes
+    would show here as the wrong size)."""
+    if info.kty == "oct":
+        return f"AES-{info.size} (oct)"
     return f"{info.kty} {info.curve or info.size}{'' if info.curve else '-bit'}"
 
 
@@ -151,7 +155,7 @@ def cmd_wrap(args: argparse.Namespace) -> int:
                   "kwp_part_bytes": len(parts.kwp_part), "wrapped": how, "kek_fingerprint": kek_fingerprint,
                   "kek_pinned": bool(args.kek_fingerprint), "kek_source": "file" if args.kek_pem else "vault"},
            f"wrote {args.out}" + (f" and {args.public_out}" if args.public_out else "") +
-           f": {public.kty} {public.curve or public.size} key, fingerprint {public.fingerprint}, ciphertext "
+           f": {_describe(public)} key, fingerprint {public.fingerprint}, ciphertext "
            f"{len(blob.ciphertext)} bytes (RSA-OAEP {len(parts.rsa_part)} + AES-KWP {len(parts.kwp_part)}; {how}), "
            + ("KEK pinned" if args.kek_fingerprint else "KEK read from the vault over TLS" if args.vault_url
               else "KEK NOT pinned: compare with the stack's kekFingerprint")
