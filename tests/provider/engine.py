@@ -37,7 +37,9 @@ Read from pulumi/pulumi (a 2026 snapshot; paths in that repository, functions na
 A ``Goal`` is what the program registers (properties, options); ``Ref`` is an output of another resource,
 unknown in a preview while that resource is being created or replaced. Every RPC made is logged in
 ``Engine.calls`` as ``"<Method> <name>"`` so a test can assert the exact sequence. Not replayed: parallel step
-execution (steps run one at a time in registration order), plans, policy packs, hooks.
+execution (steps run one at a time in registration order, except that a refresh sends every Read before
+the Diffs, as the engine's parallel refresh does), plans, policy packs, hooks. ``up`` is ``up --skip-preview``
+unless ``preview_first`` (plain ``pulumi up`` runs the preview pass first: every Check twice).
 """
 
 from __future__ import annotations
@@ -130,9 +132,13 @@ class Engine:
         finally:
             self.state = saved
 
-    def up(self, goals: Iterable[Goal], *, replace: Iterable[str] = ()) -> list[str]:
-        """``pulumi up [--replace name ...]``: returns the steps taken."""
-        return self._run(list(goals), set(replace), preview=False)
+    def up(self, goals: Iterable[Goal], *, replace: Iterable[str] = (), preview_first: bool = False) -> list[str]:
+        """``pulumi up --skip-preview [--replace name ...]``: returns the steps taken. ``preview_first``: plain
+        ``pulumi up``, which runs the whole preview pass (Check, Diff with unknowns) before the update pass."""
+        goals = list(goals)
+        if preview_first:
+            self.preview(goals, replace=replace)
+        return self._run(goals, set(replace), preview=False)
 
     def taint(self, name: str) -> None:
         """``pulumi state taint``: the next up replaces the resource."""
@@ -140,10 +146,12 @@ class Engine:
 
     def refresh(self, *, preview: bool = False) -> list[str]:
         """``pulumi refresh`` (or its preview, or the refresh in ``preview --refresh``): Read every resource."""
+        # The engine runs the refresh steps in parallel: every Read goes out first, each Diff follows its Read.
+        reads = [(name, old, self._rpc("Read", name, self.host.stub.Read, provider_pb2.ReadRequest(
+            id=old.id, urn=old.goal.urn, properties=struct(old.outputs), inputs=struct(self._plain(old.inputs)))))
+            for name, old in list(self.state.items())]
         steps = []
-        for name, old in list(self.state.items()):
-            response = self._rpc("Read", name, self.host.stub.Read, provider_pb2.ReadRequest(
-                id=old.id, urn=old.goal.urn, properties=struct(old.outputs), inputs=struct(self._plain(old.inputs))))
+        for name, old, response in reads:
             if not response.id:
                 steps.append(f"refresh-delete {name}")
                 if not preview:

@@ -3,8 +3,8 @@
 One program: a ``DataPlaneKek`` and a ``ByokKey`` whose ``kek_id`` is the KEK's ``kid`` output, both served by one
 ``python -m pulumi.dynamic`` started the engine's way (the project's venv python, the project root as working
 directory, no PYTHONPATH); one more run from another directory with the package pip-installed into its own venv.
-Each test asserts the exact RPCs the engine makes and what the vault holds afterwards. The closing table of
-issue 10 (docs/engine-sequences.md) names these tests.
+Each test asserts the exact RPCs the engine makes and what the vault holds afterwards; docs/engine-sequences.md
+tabulates them (sequence, calls, vault afterwards).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
@@ -242,6 +242,33 @@ def test_case_only_renames_are_updates(engine, premium_vault, keys, sdk) -> None
     assert held(sdk(premium_vault), program.kek_name).purged and held(sdk(premium_vault), program.key_name).purged
 
 
+def test_a_case_only_rename_that_changes_the_urn(engine, premium_vault, keys, sdk) -> None:
+    """ByokVault names a key's resource after the key (f"{name}-{spec.name}"): renaming TestRSAKey -> testrsakey
+    changes the URN, so the engine creates the new resource (adopting the same vault key) and deletes the old."""
+    program = Program(premium_vault, keys["ec"])
+    engine.up(program.goals())
+    program.key_name = program.key_name.lower()
+    goals = program.goals()
+    goals[1] = Goal(goals[1].type, "key-renamed", goals[1].props)
+    start = len(engine.calls)
+    assert engine.up(goals) == ["same kek", "create key-renamed", "delete key"]
+    assert rpcs(engine, start) == ["Check kek", "Diff kek", "Check key-renamed", "Create key-renamed", "Delete key"]
+    key = held(sdk(premium_vault), program.key_name)
+    assert key.live and key.versions == 1 and key.owner == engine.state["key-renamed"].outputs["owner"]
+    assert key.public == public_of(keys["ec"].private)
+
+
+def test_plain_up_runs_the_preview_pass_first(engine, premium_vault, keys, sdk) -> None:
+    program = Program(premium_vault, keys["ec"])
+    engine.up(program.goals(), preview_first=True)
+    assert engine.calls == ["Check kek", "Check key", "Check kek", "Create kek", "Check key", "Create key"]
+    start = len(engine.calls)
+    engine.up(program.goals(), replace=["key"], preview_first=True)
+    assert rpcs(engine, start) == ["Check kek", "Diff kek", "Check key",  # preview pass: no Create, no Delete
+                                   "Check kek", "Diff kek", "Check key", "Create key", "Delete key"]
+    declared_and_live(sdk(premium_vault), program, engine)
+
+
 def test_crash_and_rerun(engine, host, premium_vault, keys, sdk) -> None:
     """A replacement's Create reached the vault but never the state (the CLI died); the rerun replaces again."""
     program = Program(premium_vault, keys["ec"])
@@ -274,7 +301,7 @@ def test_refresh_reads_and_its_inputs_replace_the_stored_ones(engine, premium_va
         "env": "prod", "by": "hand", "byok-owner": engine.state["key"].outputs["owner"]})
     start = len(engine.calls)
     assert engine.refresh() == ["refresh-same kek", "refresh-update key"]
-    assert rpcs(engine, start) == ["Read kek", "Diff kek", "Read key", "Diff key"]
+    assert rpcs(engine, start) == ["Read kek", "Read key", "Diff kek", "Diff key"]
     inputs = engine.state["key"].inputs
     assert (inputs["enabled"], inputs["tags"]) == (False, {"env": "prod", "by": "hand"})  # the marker is not drift
     assert "key_password" not in inputs  # replaced wholesale by what Read returned
@@ -291,7 +318,7 @@ def test_preview_with_refresh_reads_the_vault(engine, premium_vault, keys, sdk) 
     state, requests = copy.deepcopy(engine.state), premium_vault.request_count
     start = len(engine.calls)
     assert engine.preview(program.goals(), refresh=True) == ["same kek", "create key"]
-    assert rpcs(engine, start) == ["Read kek", "Diff kek", "Read key", "Check kek", "Diff kek", "Check key"]
+    assert rpcs(engine, start) == ["Read kek", "Read key", "Diff kek", "Check kek", "Diff kek", "Check key"]
     assert premium_vault.request_count > requests  # a preview that reaches the vault: it needs read access
     assert engine.state.keys() == state.keys()  # nothing persisted
 
