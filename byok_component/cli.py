@@ -21,7 +21,7 @@ from .hardening import no_core_dumps
 from .errors import ByokError, InputError, KekError, KeyMaterialError, UnwrapError, VaultError
 from .keys import (AES_KEY_ENCODINGS, KeyType, describe_public_key, generate_private_key, load_kek_public_key,
                    load_public_key, load_target_key, private_key_pem)
-from . import guard, verify
+from . import guard, ownership, verify
 from .wrap import check_kek, split, wrap
 
 __all__ = ["main", "build_parser"]
@@ -356,9 +356,14 @@ def _parse_tags(pairs: Sequence[str] | None) -> dict[str, str] | None:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise InputError(f"tags must be name=value, got {pair[:40]!r}", input="--tags")
+        if name.lower() in ownership.RESERVED_TAGS:
+            raise InputError(f"tag {name} is reserved (byok writes {', '.join(ownership.RESERVED_TAGS)})",
+                             input="--tags")
         tags[name] = value
-    if len(tags) > 15 or any(len(k) > 256 or len(v) > 256 for k, v in tags.items()):
-        raise InputError("at most 15 tags, names and values up to 256 characters", input="--tags")
+    # Key Vault's 15 tags per version, less the ones byok import may add (verify.py).
+    if len(tags) > ownership.MAX_USER_TAGS or any(len(k) > 256 or len(v) > 256 for k, v in tags.items()):
+        raise InputError(f"at most {ownership.MAX_USER_TAGS} tags (Key Vault keeps 15 and byok reserves "
+                         f"{len(ownership.RESERVED_TAGS)}), names and values up to 256 characters", input="--tags")
     return tags
 
 
@@ -615,7 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--curve", choices=CURVES, help="EC curve (needed with --kty EC)")
     p.add_argument("--ops", nargs="+", metavar="OP", choices=KEY_OPS,
                    help=f"allowed operations, from {' '.join(KEY_OPS)} (default: the vault's, all the type allows)")
-    p.add_argument("--tags", nargs="+", metavar="NAME=VALUE", help="up to 15 tags")
+    p.add_argument("--tags", nargs="+", metavar="NAME=VALUE", help="up to 12 tags (Key Vault keeps 15; byok reserves 3)")
     p.add_argument("--disabled", action="store_true", help="import the key disabled")
     p.add_argument("--new-version", action="store_true",
                    help="the name already holds a key and a new version of it is meant (rotation); refused "

@@ -207,3 +207,16 @@ def test_an_import_interrupted_before_the_comparison_is_left_disabled(env, kek, 
     assert code == 130
     held = key_client.get_key(name)
     assert held.properties.enabled is False and held.properties.tags[verify.UNVERIFIED_TAG] == verify.PENDING
+
+
+def test_import_refuses_reserved_tags_and_counts_them_against_the_limit(env, tmp_path, capsys, unique_name) -> None:
+    from byok_component.blob import TransferBlob
+    byok_file = tmp_path / "any.byok"  # never sent: the tags are refused first
+    byok_file.write_bytes(TransferBlob.build(f"{env.vault_url}/keys/kek/{'0' * 32}", bytes(296)).to_json())
+    before = env.request_count
+    base = ["import", "--vault-url", env.vault_url, "--name", unique_name("tags"), "--byok-file", str(byok_file),
+            "--kty", "EC", "--curve", "P-256", "--tags"]
+    code, _, err = run(capsys, *base, f"{verify.CIPHERTEXT_TAG}=x")
+    assert code == 1 and "is reserved" in error(err)
+    code, _, err = run(capsys, *base, *(f"t{i}=v" for i in range(13)))
+    assert code == 1 and "at most 12 tags" in error(err) and env.request_count == before
