@@ -24,7 +24,7 @@ from .ownership import MAX_USER_TAGS, OWNER_OUTPUT, RESERVED_TAGS
 
 __all__ = [
     "INPUTS", "SECRET_INPUTS", "DERIVED", "OUTPUTS", "REPLACE_ON", "NEW_VERSION_ON", "PATCH_ON", "OUTPUT_ONLY",
-    "IGNORED", "KEY_OPS_BY_TYPE", "MAX_TAGS", "MAX_TAG_LENGTH", "MAX_KEY_FILE_BYTES", "UNKNOWN_WIRE",
+    "IGNORED", "KEY_OPS_BY_TYPE", "KEY_OPS_ALLOWED", "MAX_TAGS", "MAX_TAG_LENGTH", "MAX_KEY_FILE_BYTES", "UNKNOWN_WIRE",
     "is_unknown", "has_unknown", "check", "Check", "KeyProps", "Material", "load_material", "public_material",
     "diff", "Diff", "key_id", "WRAPPED_FINGERPRINT_PREFIX",
 ]
@@ -57,6 +57,10 @@ KEY_OPS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "EC": ("sign", "verify"),
     "oct": ("decrypt", "encrypt", "unwrapKey", "wrapKey"),
 }
+# ...and what each may be given: Managed HSM oct keys also sign/verify (HMAC HS256/384/512, "about-keys-details").
+# The defaults above stay without them: an AES key asked for nothing gets the AES operations only.
+KEY_OPS_ALLOWED: dict[str, tuple[str, ...]] = {
+    **KEY_OPS_BY_TYPE, "oct": ("decrypt", "encrypt", "sign", "unwrapKey", "verify", "wrapKey")}
 _ALL_OPS = {op.lower(): op for op in ("encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey",
                                       "import", "export")}
 MAX_TAGS = MAX_USER_TAGS  # up to 15 tags (Key Vault: about-keys-details), less the provider's reserved ones (ownership.py)
@@ -130,7 +134,7 @@ def _key_ops(value: object, kty: str | None) -> list[str] | None:
             raise InputError("'export' needs a key release policy, which ByokKey does not manage", input="key_ops")
         ops.add(canonical)
     if kty is not None:
-        allowed = KEY_OPS_BY_TYPE[kty]
+        allowed = KEY_OPS_ALLOWED[kty]
         bad = sorted(ops - set(allowed))
         if bad:
             raise InputError(f"{', '.join(bad)} not valid for an {kty} key (allowed: {', '.join(allowed)})",

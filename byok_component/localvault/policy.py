@@ -10,7 +10,7 @@ Pure rules shared by create, import and update. Choices where Azure's behaviour 
   keys exist only in Managed HSM). Sku ``managedhsm`` keeps everything in the "HSM": RSA/EC/oct requests
   are recorded and returned as RSA-HSM/EC-HSM/oct-HSM.
 - Key operations must be ones the key type can do (EC: sign, verify; oct: encrypt, decrypt, wrapKey,
-  unwrapKey; RSA: all six); ``import`` is only for an RSA-HSM key generated in the vault and excludes
+  unwrapKey by default, and sign, verify (HMAC) when asked; RSA: all six); ``import`` is only for an RSA-HSM key generated in the vault and excludes
   every other op (the BYOK how-to: "'import' is mutually exclusive with all other key operations");
   ``export`` (key release) is not modelled and refused. Duplicates are dropped, order is kept.
 - Tags: at most 15, names and values strings of at most 256 characters (https://learn.microsoft.com/azure/key-vault/keys/about-keys-details).
@@ -42,6 +42,9 @@ _OPS_BY_BASE: dict[str, tuple[str, ...]] = {
     "EC": ("sign", "verify"),
     "oct": ("encrypt", "decrypt", "wrapKey", "unwrapKey"),
 }
+# Operations a key may be given beyond its defaults: Managed HSM oct keys sign and verify with HMAC
+# (HS256/HS384/HS512; "about-keys-details", Key Vault's key types and algorithms page).
+_ALLOWED_BY_BASE: dict[str, tuple[str, ...]] = {**_OPS_BY_BASE, "oct": _OPS_BY_BASE["oct"] + ("sign", "verify")}
 STANDARD_HSM_MESSAGE = "Hardware key operation not allowed on standard vault"
 
 
@@ -98,7 +101,7 @@ def check_key_ops(ops: object, kty: str, *, generated: bool) -> tuple[str, ...]:
             raise bad_parameter("'import' can only be set on a key exchange key generated in the vault, "
                                 "not on imported key material")
         return unique
-    allowed = _OPS_BY_BASE[kty.removesuffix("-HSM")]
+    allowed = _ALLOWED_BY_BASE[kty.removesuffix("-HSM")]
     for op in unique:
         if op not in allowed:
             raise bad_parameter(f"key operation {op!r} is not valid for a {kty} key (use {', '.join(allowed)})")

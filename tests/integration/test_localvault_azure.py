@@ -148,3 +148,33 @@ def test_behaviour_from_file_and_serve_refuses_a_bad_one(tmp_path: Path, capsys:
     bad.write_text('{"async_seconds": -1}')
     assert main(str(tmp_path / "data"), 0, "premium", None, str(bad)) == 2
     assert "--behaviour" in capsys.readouterr().err
+
+
+# --- Managed HSM: oct keys sign and verify with HMAC ---------------------------------------------------------
+def test_managed_hsm_oct_keys_may_sign_and_verify_with_hmac(tmp_path: Path, vault_http: Any) -> None:
+    """Key Vault's "about-keys-details": oct (Managed HSM only) signs/verifies HS256/HS384/HS512."""
+    import base64
+    import hashlib
+    import hmac as std_hmac
+
+    from byok_component.keys import b64url
+
+    key = bytes(range(32))
+    with LocalVault(tmp_path / "hsm", sku="managedhsm") as hsm:
+        status, _, made = vault_http(hsm, "PUT", "/keys/mac", {"key": {"kty": "oct-HSM", "k": b64url(key),
+                                                                       "key_ops": ["sign", "verify"]}})
+        assert status == 200 and made["key"]["key_ops"] == ["sign", "verify"], made
+        version = made["key"]["kid"].rsplit("/", 1)[1]
+        data = b"message to authenticate"
+        status, _, signed = vault_http(hsm, "POST", f"/keys/mac/{version}/sign", {"alg": "HS256", "value": b64url(data)})
+        assert status == 200
+        expected = std_hmac.new(key, data, hashlib.sha256).digest()
+        assert base64.urlsafe_b64decode(signed["value"] + "==") == expected
+        for mac, valid in ((expected, True), (bytes(32), False)):
+            status, _, answer = vault_http(hsm, "POST", f"/keys/mac/{version}/verify",
+                                           {"alg": "HS256", "digest": b64url(data), "value": b64url(mac)})
+            assert status == 200 and answer["value"] is valid
+        status, _, error = vault_http(hsm, "POST", f"/keys/mac/{version}/sign", {"alg": "ES256", "value": b64url(data)})
+        assert status == 400
+        _, _, default = vault_http(hsm, "PUT", "/keys/aes", {"key": {"kty": "oct-HSM", "k": b64url(key)}})
+        assert default["key"]["key_ops"] == ["encrypt", "decrypt", "wrapKey", "unwrapKey"]  # defaults unchanged

@@ -14,7 +14,6 @@ Waits are shortened with BYOK_* settings; nothing here asserts a duration.
 from __future__ import annotations
 
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -102,65 +101,103 @@ def test_gate_check_refuses_bad_inputs_offline() -> None:
 def test_the_seed_setup_succeeds_in_one_up_against_every_harsh_behaviour(
         harsh_vault: Callable[..., LocalVault], keys: Any, secret_set: Any, sdk: Callable[..., Any],
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine-replay driver (tests/provider/engine.py) runs `pulumi up` then `pulumi destroy` of the seed's
+    setup: the role gate, the KEK after it, TestRSAKey and TestECKey with the KEK's kid."""
     from pulumi.dynamic.dynamic import serialize_provider
 
     from byok_component.provider import ByokKeyProvider
-    from tests.provider.grpc_host import ProviderHost, plain
+    from tests.provider.engine import Engine, Goal, Ref, Secret
+    from tests.provider.grpc_host import ProviderHost
 
     monkeypatch.setattr(fault_rules, "WINDOW_SECONDS", 2.0)  # Key Vault's 10 s window, shortened
     lv = harsh_vault(Behaviour(rbac_window_requests=6, async_seconds=0.4),  # + purge protection, the default
                      rate_limit_writes_per_10s=1,  # the KEK and both imports queue behind each other
                      fail_429={"GET /keys": 2, "DELETE /keys": 1, "GET /deletedkeys": 1})  # no Retry-After
     env = {"BYOK_CA_BUNDLE": lv.ca_cert, "BYOK_ACCESS_TOKEN_FILE": lv.token_file, **FAST}
-    gate_provider = serialize_provider(RbacGateProvider())
-    kek_provider = serialize_provider(DataPlaneKekProvider())
-    key_provider = serialize_provider(ByokKeyProvider())
     kek_name = f"KEKforBYOK-{secrets.token_hex(2)}"
-    declared = {
-        "TestRSAKey": {"key_file": keys["rsa"].private, "key_password": keys["rsa"].password},
-        "TestECKey": {"key_file": keys["ec"].private, "key_ops": ["sign", "verify"]},
-    }
+    key_provider = serialize_provider(ByokKeyProvider())
+    common = {"vault_url": lv.vault_url, "kek_id": Ref("kek", "kid"), "purge_on_delete": True,
+              "__provider": key_provider}
+    goals = [
+        Goal("pulumi-python:dynamic/byok:RbacGate", "rbac-gate",
+             {"vault_url": lv.vault_url, "key_name": kek_name, "role_assignment_id": "ra-1",
+              "__provider": serialize_provider(RbacGateProvider())}),
+        Goal("pulumi-python:dynamic/byok:Kek", "kek",
+             {"vault_url": lv.vault_url, "key_name": kek_name, "key_size": 2048, "purge_on_delete": True,
+              "__provider": serialize_provider(DataPlaneKekProvider())}),
+        Goal("pulumi-python:dynamic/byok:ByokKey", "TestRSAKey",
+             {**common, "key_name": "TestRSAKey", "key_file": keys["rsa"].private,
+              "key_password": Secret(keys["rsa"].password)}),
+        Goal("pulumi-python:dynamic/byok:ByokKey", "TestECKey",
+             {**common, "key_name": "TestECKey", "key_file": keys["ec"].private, "key_ops": ["sign", "verify"]}),
+    ]
 
     with ProviderHost(env) as host:
-        host.configure()
+        host.configure({})
+        engine = Engine(host)
         lv.assign_role()  # the role assignment was just created: the propagation window opens
-        # `pulumi up`: the gate after the role, the KEK after the gate, then both keys at once
-        gate_in = plain(host.check({}, {"vault_url": lv.vault_url, "key_name": kek_name, "__provider": gate_provider,
-                                        "role_assignment_id": "ra-1"}).inputs)
-        gate = host.create(gate_in)
-        kek_in = plain(host.check({}, {"vault_url": lv.vault_url, "key_name": kek_name, "key_size": 2048,
-                                       "purge_on_delete": True, "__provider": kek_provider}).inputs)
-        kek = host.create(kek_in)
-        kek_out = plain(kek.properties)
-        key_ins = {name: plain(host.check({}, {"vault_url": lv.vault_url, "key_name": name, "kek_id": kek_out["kid"],
-                                               "purge_on_delete": True, "__provider": key_provider,
-                                               **spec}).inputs)
-                   for name, spec in declared.items()}
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            created = dict(zip(key_ins, pool.map(host.create, key_ins.values())))
+        assert engine.up(goals) == ["create rbac-gate", "create kek", "create TestRSAKey", "create TestECKey"]
+        assert engine.calls == ["Check rbac-gate", "Create rbac-gate", "Check kek", "Create kek", "Check TestRSAKey",
+                                "Create TestRSAKey", "Check TestECKey", "Create TestECKey"]
         after_up = {name: (sdk(lv).get_key(name), len(list(sdk(lv).list_properties_of_key_versions(name))))
-                    for name in (*declared, kek_name)}
+                    for name in ("TestRSAKey", "TestECKey", kek_name)}
         up_answers = lv.harsh_answers | lv.faults_injected
-        # `pulumi destroy`: the keys at once, then the KEK, then the gate
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            list(pool.map(lambda n: host.delete(created[n].id, plain(created[n].properties)), created))
-        host.delete(kek.id, kek_out)
-        host.delete(gate.id, plain(gate.properties))
+        kids = {name: engine.state[name].outputs["kid"] for name in ("TestRSAKey", "TestECKey")}
+        engine.destroy()
         stderr = host.stderr()
 
-    # up: one version each, enabled, the KEK's kid in the keys' state, and the harsh side really was on
+    # up, in one go: one version each, enabled, state agreeing with the vault, and the harsh side really was on
     for name, (key, versions) in after_up.items():
         assert key.properties.enabled and versions == 1, name
-    assert plain(created["TestECKey"].properties)["kid"] == after_up["TestECKey"][0].id
+    assert kids == {name: after_up[name][0].id for name in kids}
     assert up_answers["forbidden_by_rbac"] == 6 and up_answers["throttled"] >= 1 and up_answers["fail_429"] >= 1
     # destroy: nothing live, everything soft-deleted and kept (purge protection), recoverable for 90 days
     client = sdk(lv)
     assert [k.name for k in client.list_properties_of_keys()] == []
     deleted = {k.name: k for k in client.list_deleted_keys()}
-    assert set(deleted) == {*declared, kek_name}
+    assert set(deleted) == {"TestRSAKey", "TestECKey", kek_name}
     assert {k.properties.recovery_level for k in deleted.values()} == {"Recoverable"}
     assert lv.harsh_answers["not_yet_visible"] >= 1  # the deletes did complete later
     # what the user saw: progress while waiting, the kept keys explained, no secret
     assert "waiting for the role assignment to take effect" in stderr
     assert stderr.count("has purge protection (recoveryLevel Recoverable): the deleted key is kept until") == 3
     assert find_secrets(stderr, secret_set.add_vault_tokens(lv)) == []
+
+
+@pytest.mark.parametrize("behaviour,faults,fired", [
+    (Behaviour(rbac_window_requests=3, purge_protection=False), {}, "forbidden_by_rbac"),
+    (Behaviour(purge_protection=False), {"fail_429": {"POST /keys": 2, "PUT /keys": 2, "DELETE /": 2}}, "fail_429"),
+    (Behaviour(), {}, "purge_protection"),
+    (Behaviour(async_seconds=0.3, purge_protection=False), {}, "not_yet_visible"),
+], ids=["rbac-window", "429-no-retry-after", "purge-protection", "async-deletion"])
+def test_each_harsh_behaviour_alone_over_grpc(harsh_vault: Callable[..., LocalVault], keys: Any,
+                                             sdk: Callable[..., Any], behaviour: Behaviour, faults: dict[str, Any],
+                                             fired: str) -> None:
+    """The KEK and one key, `pulumi up` then `pulumi destroy` with purge_on_delete, one behaviour at a time."""
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    from byok_component.provider import ByokKeyProvider
+    from tests.provider.engine import Engine, Goal, Ref
+    from tests.provider.grpc_host import ProviderHost
+
+    lv = harsh_vault(behaviour, **faults)
+    env = {"BYOK_CA_BUNDLE": lv.ca_cert, "BYOK_ACCESS_TOKEN_FILE": lv.token_file, **FAST}
+    goals = [Goal("pulumi-python:dynamic/byok:Kek", "kek",
+                  {"vault_url": lv.vault_url, "key_name": "kek", "key_size": 2048, "purge_on_delete": True,
+                   "__provider": serialize_provider(DataPlaneKekProvider())}),
+             Goal("pulumi-python:dynamic/byok:ByokKey", "key",
+                  {"vault_url": lv.vault_url, "key_name": "key", "kek_id": Ref("kek", "kid"), "purge_on_delete": True,
+                   "key_file": keys["ec"].private, "__provider": serialize_provider(ByokKeyProvider())})]
+    with ProviderHost(env) as host:
+        host.configure({})
+        engine = Engine(host)
+        assert engine.up(goals) == ["create kek", "create key"]
+        assert len(list(sdk(lv).list_properties_of_key_versions("key"))) == 1
+        engine.destroy()
+    answers = lv.harsh_answers | lv.faults_injected
+    deleted = {k.name: k.properties.recovery_level for k in sdk(lv).list_deleted_keys()}
+    assert [k.name for k in sdk(lv).list_properties_of_keys()] == []
+    if fired == "purge_protection":  # nothing could be purged: both kept, recoverable
+        assert deleted == {"kek": "Recoverable", "key": "Recoverable"}
+    else:
+        assert deleted == {} and answers[fired] >= 1, answers

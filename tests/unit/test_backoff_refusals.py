@@ -69,3 +69,13 @@ def test_the_soft_deleted_hint_uses_hsm_name_and_the_officer_role_on_a_managed_h
     assert "Managed HSM Crypto Officer" in hsm and "refused under purge protection" in hsm
     kv = _deleted_message(SimpleNamespace(vault_url="https://contoso.vault.azure.net", key_name="k"))
     assert "az keyvault key purge --vault-name contoso --name k" in kv and "Managed HSM" not in kv
+
+
+def test_byok_key_accepts_hmac_sign_verify_on_an_aes_key_but_does_not_default_to_them() -> None:
+    from byok_component.errors import InputError
+    from byok_component.props import KEY_OPS_BY_TYPE, _key_ops
+
+    assert _key_ops(["sign", "verify", "wrapKey"], "oct") == ["sign", "verify", "wrapKey"]
+    assert "sign" not in KEY_OPS_BY_TYPE["oct"]
+    with pytest.raises(InputError, match="encrypt not valid for an EC key"):
+        _key_ops(["encrypt"], "EC")
