@@ -401,9 +401,9 @@ def _load_private(data: bytes, password: bytes | None, input: str,  # noqa: A002
         raise KeyMaterialError(
             "not a PEM or DER private key (for an AES key file declare the key type oct)", input=input) from None
     if isinstance(key, rsa.RSAPrivateKey):
+        describe_public_key(key.public_key(), input=input)  # e and size first: the clearest message
         if not _rsa_numbers_agree(key):
             raise KeyMaterialError("not a valid RSA private key (its numbers are inconsistent)", input=input)
-        describe_public_key(key.public_key(), input=input)  # e and size before the costly prime tests
         if prime_check:
             _check_primes(key, input)
     return key

@@ -264,6 +264,10 @@ def test_rsa_exponent_one_or_even_is_refused() -> None:
     e_one = _pkcs1(0, p * q, 1, d, p, q, d % (p - 1), d % (q - 1), pow(q, -1, p), label=b"RSA PRIVATE KEY")
     with pytest.raises(KeyMaterialError, match="e = 1 is not valid"):
         keys.load_target_key(e_one)
+    d = 3  # e = 4: no inverse exists; whatever d is, the even exponent is what gets named
+    e_even = _pkcs1(0, p * q, 4, d, p, q, d % (p - 1), d % (q - 1), pow(q, -1, p), label=b"RSA PRIVATE KEY")
+    with pytest.raises(KeyMaterialError, match="e = 4 is not valid"):
+        keys.load_target_key(e_even)
     for e in (1, 4):  # public keys: OpenSSL itself refuses to load these
         with pytest.raises(KeyMaterialError, match="not a PEM or DER public key"):
             keys.load_public_key(_pkcs1(p * q, e, label=b"RSA PUBLIC KEY"))
