@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,17 @@ PASSPHRASE = "engine-tests-state-passphrase"  # the file backend's secrets passp
 COMMAND_TIMEOUT = 600.0
 PROGRAM_COMMANDS = frozenset({"preview", "up", "refresh", "destroy"})
 VERBOSE = ("-v=9", "--logtostderr", "--logflow")  # the engine's own debug log, on stderr
+
+
+# provider_plugin.go logs every provider call at -v=7: "Provider[...].Check(<urn>) executing ...",
+# "....Diff(<urn>,<id>): executing ...", "....Update(<id>,<urn>): executing ..." (urn and id in either order).
+_RPC = re.compile(r"\.(Check|Diff|Create|Update|Delete|Read)\(([^)]*)\):? executing")
+
+
+def rpc_calls(log: str, name: str) -> list[str]:
+    """The provider methods the engine called for resource ``name``, in order, from a ``VERBOSE`` log."""
+    return [m.group(1) for m in _RPC.finditer(log)
+            if any(part.endswith(f"::{name}") for part in m.group(2).split(","))]
 
 
 class EngineError(AssertionError):

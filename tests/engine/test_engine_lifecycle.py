@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.engine.conftest import Material, write_keys
-from tests.engine.project import VERBOSE, EngineProject
+from tests.engine.project import VERBOSE, EngineProject, rpc_calls
 from tests.secretscan import assert_no_secrets
 
 KEY = "pulumi-python:dynamic/byok:ByokKey"
@@ -255,8 +255,11 @@ def test_replace_taint_and_a_case_only_rename_leave_every_declared_key_live(
     kv = sdk(project.vault)
 
     rsa_urn = project.urn(KEY, "byok-TestRSAKey")
-    replaced = project.up("--replace", rsa_urn)
+    replaced = project.up("--replace", rsa_urn, *VERBOSE)
     assert "replaced" in replaced.stdout
+    # What tests/provider/engine.py replays for a targeted replace: no Diff; the preview pass's Create never
+    # reaches the provider (supportsPreview=false), the update pass creates the new one, then deletes the old.
+    assert rpc_calls(replaced.stderr, "byok-TestRSAKey") == ["Check", "Create", "Check", "Create", "Delete"]
     assert_every_declared_key_live(project, kv)
 
     project.up("--replace", project.urn(KEK, "byok-kek"))
@@ -269,7 +272,10 @@ def test_replace_taint_and_a_case_only_rename_leave_every_declared_key_live(
     # Key Vault names are case-insensitive: renaming TestRSAKey to testrsakey in config is a new resource
     # (a new URN) for the engine, which creates it (adopting the same vault key) and deletes the old one.
     project.config(rsaKeyName="testrsakey")
-    project.up()
+    renamed = project.up(*VERBOSE)
+    # A new URN: no Diff and no Update, but a Create that adopts the key and a Delete of the old resource.
+    assert rpc_calls(renamed.stderr, "byok-testrsakey") == ["Check", "Create", "Check", "Create"]
+    assert rpc_calls(renamed.stderr, "byok-TestRSAKey") == ["Delete"]
     current = live(kv, "TestRSAKey")
     assert current.properties.enabled is True
     assert project.outputs()["kids"]["testrsakey"] == current.id
