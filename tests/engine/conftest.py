@@ -36,12 +36,13 @@ def engine_bin(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture
-def engine_vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def engine_vault(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A premium local vault per test: the seed's key names are reused by every test, and its request
-    counter is what 'reached the vault' means."""
+    counter is what 'reached the vault' means. Indirect parametrization passes ``serve_vault`` options
+    (e.g. ``{"behaviour": PURGEABLE}``)."""
     from tests.conftest import serve_vault
 
-    yield from serve_vault(tmp_path_factory.mktemp("engine-vault"))
+    yield from serve_vault(tmp_path_factory.mktemp("engine-vault"), **getattr(request, "param", {}))
 
 
 @pytest.fixture

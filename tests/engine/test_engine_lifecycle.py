@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.engine.conftest import Material, write_keys
 from tests.engine.project import VERBOSE, EngineProject, rpc_calls
+from tests.conftest import PURGEABLE
 from tests.secretscan import assert_no_secrets
 
 KEY = "pulumi-python:dynamic/byok:ByokKey"
@@ -316,19 +317,25 @@ def test_a_wrong_key_password_passed_in_code_is_never_printed_by_the_engine(proj
 
 
 # --- destroy ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("purge", [True, False], ids=["purgeOnDelete", "soft-delete only"])
+@pytest.mark.parametrize(("engine_vault", "purge", "purged"), [
+    ({"behaviour": PURGEABLE}, True, True),
+    ({}, False, False),
+    ({}, True, False),  # a local vault has purge protection by default, as a production vault should
+], ids=["purgeOnDelete", "soft-delete only", "purgeOnDelete under purge protection"], indirect=["engine_vault"])
 def test_destroy_soft_deletes_or_purges_every_key_and_empties_the_state(
-        project: EngineProject, sdk: Any, purge: bool) -> None:
+        project: EngineProject, sdk: Any, purge: bool, purged: bool) -> None:
     project.config(purgeOnDelete=str(purge).lower())
     m = deployed(project)
     kv = sdk(project.vault)
 
-    project.destroy()
+    destroyed = project.destroy()
 
     deleted = {k.name for k in kv.list_deleted_keys()}
     for name in ALL:
         with pytest.raises(ResourceNotFoundError):
             live(kv, name)
-        assert (name in deleted) is not purge, f"{name}: purge={purge} but deleted keys are {sorted(deleted)}"
-    assert [r["type"] for r in project.resources()] == []
+        assert (name in deleted) is not purged, f"{name}: purged={purged} but deleted keys are {sorted(deleted)}"
+        refused = f"purge key {name}: {project.vault.vault_url} has purge protection"
+        assert (refused in destroyed.stdout) is (purge and not purged), destroyed.stdout
+    assert project.resources() == []
     scan_everything(project, m)
