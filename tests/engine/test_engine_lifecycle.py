@@ -236,12 +236,9 @@ def test_refresh_shows_out_of_band_changes_and_the_next_up_converges(project: En
     project.refresh()
     assert [r for r in project.resources() if r["urn"].endswith("::byok-TestECKey")] == [], \
         "refresh kept a key the vault no longer holds"
-    # The name is soft-deleted: up refuses (one reason, with the way out) instead of importing over it ...
-    refused = project.up(ok=False)
-    assert "TestECKey: key_name: is soft-deleted" in refused.stdout and "recover it" in refused.stdout
-    # ... and once the operator recovers it, up converges.
-    kv.begin_recover_deleted_key("TestECKey").wait()
-    project.up()
+    # The name is soft-deleted and holds the declared material: up recovers it, and says so.
+    recovered = project.up()
+    assert "TestECKey: recovering the soft-deleted key: it holds the declared material" in recovered.stdout
     assert_keys_match_files(kv, m)
     assert_every_declared_key_live(project, kv)
     scan_everything(project, m)
