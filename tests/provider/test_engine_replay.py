@@ -389,10 +389,15 @@ def test_the_host_runs_as_the_engine_starts_it(host) -> None:
 @pytest.fixture(scope="module")
 def installed_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A library user's venv: this package pip-installed (not editable) with its requirements, elsewhere."""
-    venv = tmp_path_factory.mktemp("user-venv") / "venv"
+    where = tmp_path_factory.mktemp("user-venv")
+    # Built from a copy of the sources, so the build leaves nothing (build/, *.egg-info) in the checkout.
+    source = where / "byok-component"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        "venv", ".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "try", ".byok-data*"))
+    venv = where / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                           "-r", str(ROOT / "requirements.txt"), str(ROOT)], capture_output=True, text=True)
+                           "-r", str(source / "requirements.txt"), str(source)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     return venv / "bin" / "python"
 
