@@ -144,8 +144,11 @@ class Engine:
         """``pulumi state taint``: the next up replaces the resource."""
         self.state[name].taint = True
 
-    def refresh(self, *, preview: bool = False) -> list[str]:
-        """``pulumi refresh`` (or its preview, or the refresh in ``preview --refresh``): Read every resource."""
+    def refresh(self, *, preview: bool = False, preview_first: bool = False) -> list[str]:
+        """``pulumi refresh --skip-preview`` (or its preview, or the refresh in ``preview --refresh``): Read every
+        resource. ``preview_first``: plain ``pulumi refresh``, whose preview already Reads everything once."""
+        if preview_first:
+            self.refresh(preview=True)
         # The engine runs the refresh steps in parallel: every Read goes out first, each Diff follows its Read.
         reads = [(name, old, self._rpc("Read", name, self.host.stub.Read, provider_pb2.ReadRequest(
             id=old.id, urn=old.goal.urn, properties=struct(old.outputs), inputs=struct(self._plain(old.inputs)))))

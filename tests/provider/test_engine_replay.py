@@ -309,6 +309,10 @@ def test_refresh_reads_and_its_inputs_replace_the_stored_ones(engine, premium_va
     assert engine.up(program.goals(key={"tags": {"env": "prod"}})) == ["same kek", "update key"]
     assert rpcs(engine, start)[-1] == "Update key"
     declared_and_live(sdk(premium_vault), program, engine)
+    # Plain `pulumi refresh` previews first: the vault is read twice, the state written once.
+    start = len(engine.calls)
+    assert engine.refresh(preview_first=True) == ["refresh-same kek", "refresh-same key"]
+    assert rpcs(engine, start) == ["Read kek", "Read key", "Diff kek", "Diff key"] * 2
 
 
 def test_preview_with_refresh_reads_the_vault(engine, premium_vault, keys, sdk) -> None:
