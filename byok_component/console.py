@@ -33,7 +33,10 @@ credentials:
 environment:
   BYOK_ACCESS_TOKEN_FILE    file holding a bearer token, used instead of DefaultAzureCredential
   BYOK_CA_BUNDLE            PEM file of CAs to trust for the vault's TLS (a local vault's ca_cert)
-  BYOK_RBAC_WAIT_SECONDS    how long a 403 is retried as RBAC propagation (default 120)
+  BYOK_RBAC_WAIT_SECONDS    how long a 403 ForbiddenByRbac is waited out as role propagation (default 600)
+  BYOK_THROTTLE_WAIT_SECONDS how long 429s are backed off per call, Retry-After or not (default 120)
+  BYOK_PENDING_WAIT_SECONDS how long a delete/purge/recover in flight is waited for (default 300)
+  BYOK_BACKOFF_BASE_SECONDS first backoff delay, doubled up to 16x (default 1)
   BYOK_HTTP_TIMEOUT_SECONDS read timeout per request (default 60)
   BYOK_IMPORT_ATTEMPTS      imports re-sent at most this often, each after asking the vault (default 4)
 """
