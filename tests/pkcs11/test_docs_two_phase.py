@@ -43,7 +43,9 @@ def test_the_documented_two_phase_flow_runs(softhsm: SoftHsm, tmp_path_factory: 
         done = subprocess.run(["bash", "-c", script], cwd=work, env=env, input=softhsm.pin + "\n",
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
+        assert "KEK pinned, for KEK " in done.stdout  # the officer pinned the stack's KEK
         held = make_key_client(vault).get_key("TestECKey")
+        assert held.properties.enabled is True and "byok-unverified" not in held.properties.tags
         committed = serialization.load_pem_public_key((work / "keys" / "TestECKey.pub.pem").read_bytes())
         assert held.key.x == committed.public_numbers().x.to_bytes(48, "big")  # type: ignore[attr-defined]
         assert held.key.y == committed.public_numbers().y.to_bytes(48, "big")  # type: ignore[attr-defined]
