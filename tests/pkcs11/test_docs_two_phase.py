@@ -1,12 +1,11 @@
-"""The two-phase flow as docs/azure.md documents it, run: the blocks marked ``<!-- docs-test: NAME -->`` are
-executed in one bash script (phase 1 of the local rehearsal, the key officer's block, phase 3), against a
+"""The two-phase flow as docs/azure.md documents it, run: its blocks marked ``<!-- docs-test: officer -->`` and
+``local-phases`` (found as tests/docs/test_readme.py finds every marked block) are executed in one bash script (phase 1 of the local rehearsal, the key officer's block, phase 3), against a
 SoftHSM token holding a P-384 key generated in it and the local vault. The PIN goes in on stdin, as the
 officer types it."""
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from tests.conftest import serve_vault
+from tests.docs.test_readme import marked
 from tests.integration.conftest import make_key_client
 from tests.pkcs11.conftest import SoftHsm
 from tests.secretscan import SecretSet, assert_no_secrets
@@ -22,13 +22,9 @@ from tests.secretscan import SecretSet, assert_no_secrets
 DOC = Path(__file__).resolve().parents[2] / "docs" / "azure.md"
 
 
-def marked_blocks(text: str) -> dict[str, str]:
-    return dict(re.findall(r"<!-- docs-test: ([\w-]+) -->\n```bash\n(.*?)```", text, re.DOTALL))
-
-
 def test_the_documented_two_phase_flow_runs(softhsm: SoftHsm, tmp_path_factory: pytest.TempPathFactory) -> None:
-    blocks = marked_blocks(DOC.read_text())
-    assert set(blocks) == {"officer", "local-phases"}
+    blocks = {name: found[0][1] for name, found in marked("test").items() if name in ("officer", "local-phases")}
+    assert len(blocks) == 2 and all(marked("test")[name][0][2] == DOC for name in blocks)
     phase_1, phase_3 = blocks["local-phases"].split("# Phase 2", 1)
     phase_3 = phase_3.split("\n", 1)[1]
     work = tmp_path_factory.mktemp("docs-two-phase")
