@@ -14,8 +14,9 @@ these kinds and waits only on the transient ones:
 - final 403s, at once: ``KeyOperationForbidden`` ("Operation decrypt is not permitted on this key",
   azure-sdk-for-net#11518): the key's key_ops lack the operation; ``KeyDisabled``: the key is disabled;
   purge under purge protection ("Operation "purge" is not allowed because purge protection is enabled",
-  microsoft/AzureTRE#1760; "soft-delete-overview"); any other 403 (an access-policy vault, a Managed HSM
-  principal without the role for the operation): the role or permission to grant.
+  microsoft/AzureTRE#1760; "soft-delete-overview"); any other 403 -- an access-policy vault ("does not have
+  keys purge permission", innererror ``ForbiddenByPolicy``, hashicorp/terraform-provider-azurerm#10271), a
+  Managed HSM principal without the role for the operation: the role or permission to grant.
 
 Roles (Key Vault "rbac-guide"; Managed HSM "built-in-roles"): on a vault *Key Vault Crypto Officer* covers
 every key operation we do. On a Managed HSM *Managed HSM Crypto User* creates, imports, reads and deletes

@@ -37,7 +37,8 @@ def test_waiter_honours_retry_after_within_its_budget() -> None:
     (403, "Forbidden", "KeyOperationForbidden", "Operation decrypt is not permitted on this key.", "key_ops"),
     (403, "Forbidden", "KeyDisabled", "Operation sign is not allowed on a disabled key.", "disabled"),
     (403, "Forbidden", None, 'Operation "purge" is not allowed because purge protection is enabled', "purge_protection"),
-    (403, "Forbidden", None, "Access denied (access policy)", "forbidden"),
+    (403, "Forbidden", None, "Access denied. Caller was not found on any access policy.", "forbidden"),
+    (403, "Forbidden", "ForbiddenByPolicy", "does not have keys purge permission on key vault", "forbidden"),
     (409, "Conflict", "ObjectIsBeingDeleted", "currently being deleted", "pending"),
     (409, "Conflict", "ObjectIsBeingRecovered", "currently being recovered", "pending"),
     (409, "Conflict", "ObjectIsDeletedButRecoverable", "deleted but recoverable", "other"),
@@ -55,6 +56,7 @@ def test_managed_hsm_hints_name_the_hsm_flag_and_the_role_per_operation() -> Non
     assert "'Managed HSM Crypto User'" in role_hint(hsm, "import") and "--hsm-name" in role_hint(hsm, "import")
     assert "'Key Vault Crypto Officer'" in role_hint(kv, "purge")
     assert "Crypto Officer" not in remedy("key_ops", kv, "sign")
+    assert "access policies: the key permission 'purge'" in remedy("forbidden", kv, "purge")
     assert "ForbiddenByRbac after waiting 600 s (BYOK_RBAC_WAIT_SECONDS)" in remedy(
         "rbac", kv, "import", waited=600, setting="BYOK_RBAC_WAIT_SECONDS")
 
