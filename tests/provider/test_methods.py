@@ -277,10 +277,22 @@ def test_aes_key_file_and_wrapped_aes_on_managed_hsm(provider, hsm, hsm_kek_id, 
     clean([created.outs, again.outs, same.outs, rotated, outs])
 
 
-def test_aes_on_a_premium_vault_is_a_clear_error(provider, premium, kek_id, keys, checked) -> None:
+def test_aes_on_a_premium_vault_is_a_clear_error(provider, premium, kek_id, keys, checked, sdk) -> None:
+    """The line says what is wrong (AES keys exist only in a Managed HSM), where (this key in this vault) and
+    nothing is left behind: no key, no version, no soft-deleted name."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    key_name = name()
     with pytest.raises(ByokError) as info:
-        provider.create(checked(**base(premium, kek_id, name(), key_file=keys["aes"].private)))
-    assert "\n" not in str(info.value)
+        provider.create(checked(**base(premium, kek_id, key_name, key_file=keys["aes"].private)))
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"{premium.vault_url}/keys/{key_name}" in message
+    assert "oct-HSM (AES) keys exist only in Managed HSM" in message and "premium" in message
+    with pytest.raises(ResourceNotFoundError):
+        sdk(premium).get_key(key_name)
+    with pytest.raises(ResourceNotFoundError):
+        sdk(premium).get_deleted_key(key_name)
 
 
 # --- errors carry no secrets; update converges after out-of-band deletions -----------------------------------------
