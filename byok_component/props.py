@@ -36,6 +36,9 @@ INPUTS: tuple[str, ...] = (
     "adopt_existing", "key_encoding", "pkcs11_uri", "pkcs11_module", "pkcs11_pin",
 )
 SECRET_INPUTS: tuple[str, ...] = ("key_password", "pkcs11_pin")
+# Pulumi's wire encoding of a secret: an object {SECRET_SIG_KEY: SECRET_SIG, "value": ...} (the engine's resource
+# signatures, sdk/go/common/resource/sig: Key and Secret). The engine keeps secrets in Check's response.
+SECRET_SIG_KEY, SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
 # Added to the checked inputs by ``check`` from the key material (public facts only).
 DERIVED: tuple[str, ...] = ("fingerprint", "key_type", "key_size", "curve", "public_key_pem")
 # Outputs: every input but the secret ones, the derived facts, and what only the vault knows.
@@ -72,6 +75,19 @@ def key_id(vault_url: str, key_name: str) -> str:
 
 
 # --- single-property validators (raise InputError naming the property) -------------------------------------
+def mark_secrets(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The checked inputs with every secret input (SECRET_INPUTS) marked secret on the wire, by the provider itself:
+    the engine would copy the program's secret marks onto Check's answer, but nothing should depend on that."""
+    return {k: {SECRET_SIG_KEY: SECRET_SIG, "value": v} if k in SECRET_INPUTS and isinstance(v, str) and v else v
+            for k, v in inputs.items()}
+
+
+def unwrap_secrets(props: Mapping[str, Any]) -> dict[str, Any]:
+    """``props`` with secret-marked values as plain values (what a provider without secret support receives)."""
+    return {k: v["value"] if isinstance(v, dict) and v.get(SECRET_SIG_KEY) == SECRET_SIG else v
+            for k, v in props.items()}
+
+
 def _str(value: object, prop: str, *, required: bool = False) -> str | None:
     if value is None or value == "":
         if required:

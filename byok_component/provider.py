@@ -9,9 +9,10 @@ is imported only by the methods that talk to a vault.
 from __future__ import annotations
 
 import copy
+import functools
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeVar
 
 from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider,
                             UpdateResult)
@@ -33,15 +34,29 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["ByokKeyProvider"]
 
 
+T = TypeVar("T")
+
+
+def _plain_inputs(method: Callable[..., T]) -> Callable[..., T]:
+    """Secret-marked inputs (check's answer, as an in-process caller hands it back) arrive as plain values, as the
+    engine sends them to a provider that does not accept secrets."""
+    @functools.wraps(method)
+    def plain(self: Any, *args: Any) -> T:
+        return method(self, *(P.unwrap_secrets(a) if isinstance(a, dict) else a for a in args))
+    return plain
+
+
 class ByokKeyProvider(ResourceProvider):
     """CRUD for a BYOK key in Key Vault. Stateless: safe to share between the engine's worker threads."""
 
     # --- offline: previews -------------------------------------------------------------------------------
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Called first on every preview and update: validate offline, add the fingerprint and derived facts."""
-        result = P.check(olds, news)
-        return CheckResult(result.inputs, [engine_failure(prop, reason) for prop, reason in result.failures])
+        result = P.check(P.unwrap_secrets(olds), P.unwrap_secrets(news))
+        return CheckResult(P.mark_secrets(result.inputs),
+                           [engine_failure(prop, reason) for prop, reason in result.failures])
 
+    @_plain_inputs
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Called on previews and updates: old outputs (what the vault held) against the new checked inputs.
 
@@ -53,6 +68,7 @@ class ByokKeyProvider(ResourceProvider):
                           delete_before_replace=d.delete_before_replace)
 
     # --- online: pulumi up / refresh / destroy ---------------------------------------------------------
+    @_plain_inputs
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Called by `pulumi up` for a new key (and for the new side of any replacement): wrap, import, confirm.
 
@@ -92,6 +108,7 @@ class ByokKeyProvider(ResourceProvider):
                     "this material as a new version of that key, or choose another key_name", input="key_name")
             return CreateResult(p.id, _outputs(p, found, material.public, marker))
 
+    @_plain_inputs
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """Called by `pulumi up` when diff found changes: new material imports a new version, else one PATCH.
 
@@ -132,6 +149,7 @@ class ByokKeyProvider(ResourceProvider):
                 P.public_material(news, kek_id=p.kek_id, key_type=p.declared_key_type))
             return UpdateResult(_outputs(p, _patch(kv, p, current, public.kty, marker), public, marker))
 
+    @_plain_inputs
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """Called by `pulumi refresh`: what the vault holds now. A deleted key returns a blank id (dropped).
 
@@ -163,6 +181,7 @@ class ByokKeyProvider(ResourceProvider):
             inputs = {k: outs[k] for k in P.INPUTS + P.DERIVED if k in outs and k not in P.SECRET_INPUTS}
             return ReadResult(P.key_id(vault_url, key_name), outs, inputs=inputs)
 
+    @_plain_inputs
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         """Called on destroy, and for the old side of a replacement: soft-delete; purge too when ``purge_on_delete``.
 

@@ -28,7 +28,7 @@ from typing import Any, Iterable
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dh, dsa, ec, ed448, ed25519, rsa, x448, x25519
 
-__all__ = ["SecretSet", "find_secrets", "assert_no_secrets", "flatten"]
+__all__ = ["SecretSet", "find_secrets", "assert_no_secrets", "flatten", "outside_secrets", "secret_values"]
 
 _WINDOW = 24  # characters (or bytes) per needle taken from a long encoding
 _MIN_NEEDLE = 16
@@ -151,6 +151,36 @@ class SecretSet:
     # --- searching --------------------------------------------------------------------------------------
     def labels(self) -> list[str]:
         return sorted(set(self.text_needles) | set(self.byte_needles))
+
+
+_SECRET_SIG_KEY, _SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+
+
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(_SECRET_SIG_KEY) == _SECRET_SIG
+
+
+def outside_secrets(value: Any) -> Any:
+    """``value`` with every Pulumi secret (``{sig: secret, "value": ...}``, the wire encoding the engine keeps
+    encrypted in state) replaced by a placeholder: what is left must hold no secret at all."""
+    if _is_secret(value):
+        return "[secret]"
+    if isinstance(value, dict):
+        return {k: outside_secrets(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [outside_secrets(v) for v in value]
+    return value
+
+
+def secret_values(value: Any) -> list[Any]:
+    """The values inside Pulumi secrets anywhere in ``value`` (for positive controls: the secret is there, marked)."""
+    if _is_secret(value):
+        return [value.get("value")]
+    if isinstance(value, dict):
+        return [found for v in value.values() for found in secret_values(v)]
+    if isinstance(value, (list, tuple)):
+        return [found for v in value for found in secret_values(v)]
+    return []
 
 
 def flatten(haystack: Any) -> str | bytes:

@@ -27,7 +27,7 @@ from byok_component.provider import ByokKeyProvider
 from byok_component.wrap import wrap
 from tests.hostile.conftest import KEY_PASSWORD, KeyFiles, add_tokens, make_kek, scan, start_vault
 from tests.integration.conftest import make_key_client
-from tests.secretscan import SecretSet
+from tests.secretscan import SecretSet, outside_secrets, secret_values
 
 if TYPE_CHECKING:
     from byok_component.localvault import LocalVault
@@ -51,14 +51,6 @@ def keks(vaults: dict[str, "LocalVault"]) -> dict[str, str]:
 @pytest.fixture
 def everything(secret_set: SecretSet, vaults: dict[str, "LocalVault"]) -> SecretSet:
     return add_tokens(copy.deepcopy(secret_set), *vaults.values())
-
-
-def _without_password(secret_set: SecretSet) -> SecretSet:
-    """The set minus key_password: checked inputs hand it back to the engine, which keeps it a secret."""
-    trimmed = copy.deepcopy(secret_set)
-    trimmed.text_needles.pop("key_password", None)
-    trimmed.byte_needles.pop("key_password", None)
-    return trimmed
 
 
 def _error_texts(exc: BaseException) -> list[str]:
@@ -94,8 +86,8 @@ def test_state_logs_and_errors_through_a_whole_lifecycle(vaults: dict[str, "Loca
                                                          caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     provider = ByokKeyProvider()
-    check_scan = _without_password(everything)
     leaks: list[str] = []
+    marked: list[Any] = []  # what check handed back marked secret (the password must be there, and only there)
 
     def look(what: str, value: Any, secret_set: SecretSet = everything) -> None:
         leaks.extend(f"{what}: {label}" for label in scan(value, secret_set))
@@ -125,11 +117,13 @@ def test_state_logs_and_errors_through_a_whole_lifecycle(vaults: dict[str, "Loca
                 "purge_on_delete": True}
         checked = provider.check({}, {**base, **material})
         assert not checked.failures, checked.failures
-        look("check inputs", checked.inputs, check_scan)
+        look("check inputs", outside_secrets(checked.inputs))  # everything, the password included
+        marked += secret_values(checked.inputs)
         created = provider.create(checked.inputs)
         look("create outputs", created.outs)
         news = provider.check(created.outs, {**base, **rotated})
-        look("check inputs (rotation)", news.inputs, check_scan)
+        look("check inputs (rotation)", outside_secrets(news.inputs))
+        marked += secret_values(news.inputs)
         look("diff", vars(provider.diff(created.id, created.outs, news.inputs)))
         updated = provider.update(created.id, created.outs, news.inputs)
         look("update outputs", updated.outs)
@@ -159,6 +153,7 @@ def test_state_logs_and_errors_through_a_whole_lifecycle(vaults: dict[str, "Loca
         for text in _error_texts(info.value):
             look("exception text (auth)", text)
 
+    assert marked == [KEY_PASSWORD, KEY_PASSWORD]  # the one lifecycle with a password, check and rotation
     assert provider.__dict__ == {}  # nothing stuck to the instance after all that
     records = caplog.records
     assert any(r.name.startswith("byok_component.localvault") for r in records), "the vault's log was not captured"
@@ -274,5 +269,8 @@ def test_provider_over_grpc_state_and_stderr(vaults: dict[str, "LocalVault"], ke
     finally:
         stderr = host.close()
     assert "key_password" not in outs and json.dumps(outs).count(KEY_PASSWORD) == 0
-    assert scan(json_format.MessageToJson(checked), _without_password(everything)) == []
+    checked_inputs = plain(checked.inputs)
+    assert secret_values(checked_inputs) == [KEY_PASSWORD]  # on the wire, marked secret by the provider itself
+    assert scan(outside_secrets(checked_inputs), everything) == []
+    assert scan([f.reason for f in checked.failures], everything) == []
     assert scan(responses, everything) == [] and scan(stderr, everything) == []

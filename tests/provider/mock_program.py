@@ -40,7 +40,7 @@ class Mocks(pulumi.runtime.Mocks):
             checked = ByokKeyProvider().check({}, plain)
             if checked.failures:
                 raise ValueError(f"check failed: {[(f.property, f.reason) for f in checked.failures]}")
-            state = {k: v for k, v in checked.inputs.items() if k != "key_password"}
+            state = dict(checked.inputs)  # as the engine keeps them: what check marked secret stays marked
             state.update(kid=f"{state['vault_url']}/keys/{state['key_name']}/{'9' * 32}", version="9" * 32)
         self.resources.append({"typ": args.typ, "name": args.name, "custom": args.custom,
                                "inputs": args.inputs, "state": state})

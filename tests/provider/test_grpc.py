@@ -19,6 +19,8 @@ from typing import Any, Callable, Iterator
 import dill
 import grpc
 import pytest
+
+from byok_component import props as P
 from google.protobuf import json_format
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
@@ -155,7 +157,8 @@ def test_full_lifecycle_with_out_of_band_changes(wire: Wire, premium_vault: Any,
 
     # up: create.
     inputs = wire.checked(**declared)
-    assert inputs["key_password"] == keys["rsa"].password  # handed to create, kept encrypted by the engine
+    # Handed to create, and marked secret on the wire by the provider itself (the engine keeps Check's secrets).
+    assert inputs["key_password"] == {P.SECRET_SIG_KEY: P.SECRET_SIG, "value": keys["rsa"].password}
     key_id, outs = wire.create(inputs)
     assert key_id == f"{premium_vault.vault_url}/keys/{key_name}"
     assert outs["key_size"] == 2048.0 and "key_password" not in outs
