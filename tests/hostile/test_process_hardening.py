@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
 from byok_component.provider import ByokKeyProvider
 from tests.hostile.conftest import KeyFiles, start_vault
 from tests.hostile.figures import FIGURES
+from tests.integration.test_localvault_serve import _first_line
 from tests.integration.conftest import make_key_client
 from tests.provider.grpc_host import ROOT, ProviderHost
 
@@ -28,16 +27,6 @@ def _core_limit(pid: int) -> str:
         if line.startswith("Max core file size"):
             return " ".join(line.split()[4:6])
     raise AssertionError("no core limit line")
-
-
-def _first_line(process: subprocess.Popen[str], timeout: float = 60.0) -> str:
-    assert process.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            process.kill()
-            pytest.fail(f"nothing printed within {timeout:.0f} s")
-    return process.stdout.readline()
 
 
 # --- core dumps --------------------------------------------------------------------------------------------------
