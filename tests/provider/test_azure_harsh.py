@@ -97,6 +97,28 @@ def test_gate_check_refuses_bad_inputs_offline() -> None:
     assert sorted(f.property for f in result.failures) == ["key_name", "vault_url"]
 
 
+def test_destroy_then_up_again_waits_out_a_purge_in_flight(harsh_vault: Callable[..., LocalVault], keys: Any,
+                                                            sdk: Callable[..., Any]) -> None:
+    """`pulumi destroy` with purge_on_delete, then `pulumi up` of the same key at once: Key Vault answers the
+    re-create 409 ObjectIsBeingDeleted while the purge completes (azure-sdk-for-net#34322); the create waits
+    it out and imports one version."""
+    from byok_component.provider import ByokKeyProvider
+
+    lv = harsh_vault(Behaviour(async_seconds=0.5, purge_protection=False))
+    kv = sdk(lv)
+    kek_id = kv.create_rsa_key("kek", size=2048, hardware_protected=True, key_operations=["import"]).id
+    provider = ByokKeyProvider()
+    inputs = _checked(provider, {"vault_url": lv.vault_url, "key_name": "k", "kek_id": kek_id,
+                                 "key_file": keys["ec"].private, "purge_on_delete": True})
+    first = provider.create(inputs)
+    provider.delete(first.id, dict(first.outs))
+    assert not [d for d in kv.list_deleted_keys() if d.name == "k"]  # purged, as far as anyone can see
+    again = provider.create(inputs)
+    assert again.outs["fingerprint"] == keys["ec"].info.fingerprint
+    assert len(list(kv.list_properties_of_key_versions("k"))) == 1
+    assert lv.harsh_answers["being_deleted"] >= 1
+
+
 # --- the seed's setup, replayed over gRPC in the engine's order ----------------------------------------------
 def test_the_seed_setup_succeeds_in_one_up_against_every_harsh_behaviour(
         harsh_vault: Callable[..., LocalVault], keys: Any, secret_set: Any, sdk: Callable[..., Any],
