@@ -164,7 +164,8 @@ class Engine:
             inputs = plain(response.inputs) if response.HasField("inputs") else old.inputs
             # RefreshStep.Apply: Diff(olds=refreshed outputs, oldInputs=refreshed inputs, news=old inputs), inverted.
             diff = self._diff(name, old.goal.urn, response.id, outputs, inputs, self._plain(old.inputs))
-            steps.append(f"refresh-{'update' if diff.changes == provider_pb2.DiffResponse.DIFF_SOME else 'same'} {name}")
+            drifted = diff.changes == provider_pb2.DiffResponse.DIFF_SOME
+            steps.append(f"refresh-{'update' if drifted else 'same'} {name}")
             if not preview:
                 old.id, old.outputs, old.inputs = response.id, outputs, self._remark(old.inputs, inputs)
         return steps

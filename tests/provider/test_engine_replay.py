@@ -26,7 +26,7 @@ from byok_component.provider import ByokKeyProvider
 from tests.provider.conftest import KeyFiles, with_tokens
 from tests.provider.engine import Engine, EngineError, Goal, Ref, Secret
 from tests.provider.grpc_host import ROOT, ProviderHost, project_python
-from tests.provider.vaultstate import held, public_of
+from tests.provider.vaultstate import aes_holds, held, public_of
 from tests.secretscan import SecretSet, assert_no_secrets
 
 KEK_TYPE = "pulumi-python:dynamic/byok:Kek"
@@ -290,6 +290,31 @@ def test_state_from_an_older_provider(engine, premium_vault, keys, sdk) -> None:
     declared_and_live(sdk(premium_vault), program, engine)
     engine.destroy()
     assert held(sdk(premium_vault), program.kek_name).purged and held(sdk(premium_vault), program.key_name).purged
+
+
+@pytest.fixture(scope="module")
+def hsm_host(hsm_vault: Any, everything: SecretSet) -> Iterator[ProviderHost]:
+    process = ProviderHost(host_env(hsm_vault))
+    try:
+        process.configure({})
+        yield process
+    finally:
+        assert_no_secrets(process.close(), with_tokens(copy.deepcopy(everything), hsm_vault), "the HSM host's stderr")
+
+
+def test_replace_of_an_aes_key_on_a_managed_hsm(hsm_host, hsm_vault, keys, sdk) -> None:
+    """An AES key's material is invisible: the replacement's create compares it through the vault's wrapKey."""
+    engine, program = Engine(hsm_host), Program(hsm_vault, keys["aes"])
+    engine.up(program.goals())
+    start = len(engine.calls)
+    engine.up(program.goals(), replace=["key"])
+    assert rpcs(engine, start) == ["Check kek", "Diff kek", "Check key", "Create key", "Delete key"]
+    key, kv = held(sdk(hsm_vault), program.key_name), sdk(hsm_vault)
+    assert key.live and key.enabled and key.versions == 1 and key.owner == engine.state["key"].outputs["owner"]
+    assert aes_holds(kv, program.key_name, key.version, Path(keys["aes"].private).read_bytes())
+    assert not aes_holds(kv, program.key_name, key.version, Path(keys["aes2"].private).read_bytes())  # can say no
+    engine.destroy()
+    assert held(kv, program.key_name).purged
 
 
 # --- refresh ---------------------------------------------------------------------------------------------------

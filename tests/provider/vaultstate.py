@@ -62,6 +62,24 @@ def held(kv: "KeyClient", name: str) -> Held:
                 owner=tags.get("byok-owner"), tags=tags, version=key.properties.version)
 
 
+def aes_holds(kv: "KeyClient", name: str, version: str, key: bytes) -> bool:
+    """Whether ``version`` of ``name`` holds the AES key ``key``, which Key Vault never shows:
+    the vault wraps a random probe with it (A256KW etc., RFC 3394, deterministic) and pyca wraps it with ``key``."""
+    import base64
+    import os
+
+    from azure.core.rest import HttpRequest
+    from cryptography.hazmat.primitives.keywrap import aes_key_wrap
+
+    probe = os.urandom(32)
+    algorithm = {16: "A128KW", 24: "A192KW", 32: "A256KW"}[len(key)]
+    response = kv.send_request(HttpRequest("POST", f"/keys/{name}/{version}/wrapkey", json={
+        "alg": algorithm, "value": base64.urlsafe_b64encode(probe).rstrip(b"=").decode()}))
+    response.raise_for_status()
+    value = response.json()["value"]
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)) == aes_key_wrap(key, probe)
+
+
 def public_of(key_file: str, password: str | None = None) -> tuple[Any, ...]:
     """The public numbers of a PEM private key file, as ``held`` reports them."""
     private = load_pem_private_key(Path(key_file).read_bytes(), password.encode() if password else None)
