@@ -52,6 +52,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
+from ..errors import InputError
+from ..files import read_input
+
 __all__ = ["FaultConfig", "FaultState", "rule_matches", "read_json_file"]
 
 _FIELDS = ("fail_500", "fail_429", "delay_seconds", "delay_limit", "rate_limit_writes_per_10s", "drop_before_commit",
@@ -77,8 +80,12 @@ def _check_counts(name: str, value: Mapping[str, int]) -> dict[str, int]:
 
 def read_json_file(path: str | Path) -> Any:
     """A settings file (``--faults``, ``--behaviour``) as JSON; ValueError naming the file when it is not JSON."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+    try:  # a regular file, bounded (files.py): a FIFO here must not hang serve
+        return json.loads(read_input(str(path), input=str(path), max_bytes=64 * 1024).decode("utf-8"))
+    except InputError as exc:
+        raise ValueError(exc.reason) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
 
