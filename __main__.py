@@ -19,6 +19,7 @@ from typing import Optional
 import pulumi
 
 from byok_component.component import ByokKeySpec, ByokVault, ByokVaultArgs
+from byok_component.errors import InputError
 
 cfg = pulumi.Config()
 
@@ -40,6 +41,10 @@ vault_url = text("vaultUrl")
 vault_id = text("vaultId")
 purge_on_delete = cfg.get_bool("purgeOnDelete")
 purge_on_delete = False if purge_on_delete is None else purge_on_delete
+_wait = (text("waitForRole", "auto") or "auto").lower()
+if _wait not in ("auto", "true", "false"):
+    raise InputError(f"must be auto, true or false, got {_wait!r}", input="waitForRole")
+wait_for_role = None if _wait == "auto" else _wait == "true"
 
 # A resource group only when a new vault is made and none was named; `location` only shapes new things.
 new_vault = target == "azure" and vault_url is None and vault_id is None
@@ -94,6 +99,7 @@ byok = ByokVault("byok", ByokVaultArgs(
     vault_url=vault_url,
     vault_id=vault_id,
     assign_role=True if assign_role is None else assign_role,
+    wait_for_role=wait_for_role,
     principal_id=text("principalId"),
     principal_type=text("principalType"),
     kek_name=text("kekName", "KEKforBYOK") or "KEKforBYOK",

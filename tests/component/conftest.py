@@ -65,6 +65,9 @@ RUNS: dict[str, Callable[[dict[str, Path]], dict[str, Any]]] = {
     "managedhsm": _program(None, target="managedhsm", vaultUrl="https://contoso-hsm.managedhsm.azure.net",
                            ecKeyFile=""),
     "bad-managedhsm-without-url": _program(None, target="managedhsm"),
+    "managedhsm-wait-for-role": _program(None, target="managedhsm", vaultUrl="https://contoso-hsm.managedhsm.azure.net",
+                                         ecKeyFile="", waitForRole="true"),
+    "bad-wait-for-role": _program(None, waitForRole="sometimes"),
     "component-existing-kek": _component(
         vault_url="https://contoso-byok-kv.vault.azure.net",
         vault_id="/subscriptions/sub-3/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/contoso-byok-kv",

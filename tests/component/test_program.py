@@ -312,3 +312,22 @@ def test_phase_3_imports_the_committed_byok_file_and_no_private_key(graph: harne
     assert key["inputs"]["public_key_file"] == "keys/TestECKey.pub.pem"
     assert "key_file" not in key["inputs"] and key["inputs"]["key_ops"] == ["sign", "verify"]
     assert key["inputs"]["kek_id"] == graph.one(KEY)["state"]["keyUriWithVersion"].replace(":443/", "/")
+
+
+@shape("managedhsm-wait-for-role")
+def test_wait_for_role_config_gates_a_managed_hsm_kek(graph: harness.Graph) -> None:
+    """A Managed HSM local role assigned just before `pulumi up`: waitForRole=true puts the gate before the KEK."""
+    gate, kek = graph.one(GATE), graph.one(KEK)
+    assert gate["inputs"]["vault_url"] == "https://contoso-hsm.managedhsm.azure.net"
+    assert gate["urn"] in kek["dependencies"]
+
+
+@shape("azure", "managedhsm")
+def test_wait_for_role_auto_gates_only_a_role_this_stack_assigns(graph: harness.Graph) -> None:
+    assert bool(graph.of_type(GATE)) == bool(graph.of_type(ROLE))
+
+
+def test_a_bad_wait_for_role_is_one_clear_error(runs: dict[str, harness.Graph]) -> None:
+    g = runs["bad-wait-for-role"]
+    assert g.error == {"type": "InputError", "message": "waitForRole: must be auto, true or false, got 'sometimes'"}
+    assert g.resources == []
