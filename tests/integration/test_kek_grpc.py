@@ -1,4 +1,5 @@
-"""DataPlaneKek driven the way the engine drives it: ``python -m pulumi.dynamic`` over gRPC, the provider
+"""DataPlaneKek over gRPC through ``python -m pulumi.dynamic`` started as the engine starts it (RPCs chosen per
+test; the engine's sequences are replayed in tests/provider/test_engine_replay.py), the provider
 unpickled from ``__provider`` in that process, the local vault reached through BYOK_* env vars."""
 
 from __future__ import annotations

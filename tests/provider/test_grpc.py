@@ -1,4 +1,7 @@
-"""The provider driven over gRPC through ``python -m pulumi.dynamic``, exactly as the engine drives it.
+"""The provider over gRPC through ``python -m pulumi.dynamic``, started as the engine starts it (grpc_host.py).
+
+The RPCs here are chosen per test, not planned as the engine plans them; the engine's step sequences are
+replayed in test_engine_replay.py.
 
 One host process per test module, a full lifecycle with out-of-band changes made by the operator's own SDK
 between steps (disable, retag, a version imported by hand, a deletion) that reads must reveal, previews
