@@ -413,7 +413,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise
     if checked:
         try:
-            imported = verify.settle(kv, imported, public, enabled=not args.disabled, source="--public-key")
+            imported = verify.settle(kv, imported, public, enabled=not args.disabled, wrapped="--byok-file",
+                                     source="--public-key")
         except ByokError as exc:
             raise exc.for_input("--byok-file") from None
     report(args, {"kid": imported.kid, "kty": imported.kty, "key_ops": list(imported.key_ops),

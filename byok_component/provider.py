@@ -272,8 +272,16 @@ def _settle(kv: "KeyClient", p: P.KeyProps, vk: "VaultKey", declared: PublicKeyI
     if not verify.unverified(vk):
         return None
     if vk.fingerprint == declared.fingerprint or (ciphertext is not None and verify.made_from(vk, ciphertext)):
-        return verify.settle(kv, vk, declared, enabled=p.enabled, source="public_key_file")
+        return verify.settle(kv, vk, declared, enabled=p.enabled, **_wrapped_inputs(p))
     return None
+
+
+def _wrapped_inputs(p: P.KeyProps) -> dict[str, str]:
+    """Which inputs a version wrapped elsewhere came from (``wrapped``) and was compared with (``source``): a key
+    wrapped inside its token is compared with the token's own public key (public_key_file, if given, matched it)."""
+    if p.pkcs11_uri:
+        return {"wrapped": "pkcs11_uri", "source": "pkcs11_uri"}
+    return {"wrapped": "wrapped_key_file", "source": "public_key_file"}
 
 
 def _recover_if_declared(kv: "KeyClient", p: P.KeyProps, public: PublicKeyInfo) -> "VaultKey | None":
@@ -344,8 +352,7 @@ def _import(kv: "KeyClient", p: P.KeyProps, material: P.Material, current: "Vaul
     except KeyDeletedError:
         raise KeyDeletedError(_deleted_message(p), input="key_name") from None
     if wrapped and checkable:
-        return verify.settle(kv, found, public, enabled=p.enabled,
-                             source="pkcs11_uri" if material.token is not None else "public_key_file")
+        return verify.settle(kv, found, public, enabled=p.enabled, **_wrapped_inputs(p))
     if checkable and found.fingerprint != public.fingerprint:
         raise KeyConflictError(
             f"the vault holds version {found.version} with public key {found.fingerprint}, not the expected "

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .vault import VaultKey
 
 __all__ = ["CIPHERTEXT_TAG", "UNVERIFIED_TAG", "PENDING", "MISMATCH", "RESERVED", "ciphertext_digest",
-           "made_from", "unverified", "pending_tags", "settle", "live_version"]
+           "made_from", "unverified", "pending_tags", "settle", "mismatch_reason", "live_version"]
 
 CIPHERTEXT_TAG = "byok-ciphertext-sha256"
 UNVERIFIED_TAG = "byok-unverified"
@@ -66,9 +66,15 @@ def pending_tags(tags: Mapping[str, str], ciphertext: bytes, *, checkable: bool)
     return out
 
 
-def settle(kv: "KeyClient", vk: "VaultKey", expected: PublicKeyInfo, *, enabled: bool, source: str) -> "VaultKey":
+def settle(kv: "KeyClient", vk: "VaultKey", expected: PublicKeyInfo, *, enabled: bool, wrapped: str,
+           source: str) -> "VaultKey":
     """Compare an unverified version with the declared public key: PATCH it live (``enabled`` as declared, the
-    ``byok-unverified`` tag removed), or mark it ``mismatch``, leave it disabled and raise one clear line."""
+    ``byok-unverified`` tag removed), or mark it ``mismatch``, leave it disabled and raise one clear line.
+
+    ``wrapped`` names the input the ciphertext came from (``wrapped_key_file``, ``--byok-file``, or
+    ``pkcs11_uri`` for a key wrapped inside its token) and ``source`` the one the expected public key came from;
+    the error is attributed to ``wrapped`` and its hint names what the user can change.
+    """
     from . import vault
 
     live_tags = {k: v for k, v in vk.tags.items() if k != UNVERIFIED_TAG}
@@ -76,12 +82,25 @@ def settle(kv: "KeyClient", vk: "VaultKey", expected: PublicKeyInfo, *, enabled:
         return vault.update_properties(kv, vk.name, vk.version, enabled=enabled, tags=live_tags)
     if vk.tags.get(UNVERIFIED_TAG) != MISMATCH:  # once marked, a rerun only reports it again
         vault.update_properties(kv, vk.name, vk.version, enabled=False, tags={**live_tags, UNVERIFIED_TAG: MISMATCH})
+    raise KeyConflictError(mismatch_reason(vk, expected, wrapped=wrapped, source=source), input=wrapped)
+
+
+def mismatch_reason(vk: "VaultKey", expected: PublicKeyInfo, *, wrapped: str, source: str) -> str:
+    """The one line for a version that does not hold the expected key, with a hint that fits where it came from.
+
+    A key wrapped inside a token (``wrapped == source == "pkcs11_uri"``) was compared with the public key the
+    token shows beside it: a mismatch means the URI's private key and public key object are not one pair.
+    """
     held = vk.public.kty if vk.public is not None else vk.kty
-    raise KeyConflictError(
-        f"holds other key material than {source}: the vault unwrapped it to {held} public key {vk.fingerprint}, "
-        f"{source} holds {expected.kty} key {expected.fingerprint}; version {vk.version} was left disabled "
-        f"(tag {UNVERIFIED_TAG}={MISMATCH}) and nothing went live: give the matching wrapped_key_file and "
-        f"{source}", input="wrapped_key_file")
+    token = wrapped == source
+    shown = "the token's public key object" if token else source
+    facts = (f"the vault unwrapped it to {held} public key {vk.fingerprint}, {shown} holds {expected.kty} key "
+             f"{expected.fingerprint}; version {vk.version} was left disabled (tag {UNVERIFIED_TAG}={MISMATCH}) "
+             "and nothing went live")
+    if token:
+        return (f"the token wrapped other key material than its public key object shows: {facts}: make {source} "
+                "name one key pair (its private key and public key object share object= and id=; add id=)")
+    return f"holds other key material than {source}: {facts}: give the matching {wrapped} and {source}"
 
 
 def live_version(kv: "KeyClient", current: "VaultKey") -> "VaultKey | None":

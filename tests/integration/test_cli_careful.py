@@ -126,6 +126,7 @@ def test_import_with_public_key_goes_live_only_when_it_matches(env, kek, tmp_pat
             "--public-key", str(two_pub)]
     code, _, err = run(capsys, *argv)
     assert code == 1 and "holds other key material than --public-key" in error(err)
+    assert "give the matching --byok-file and --public-key" in error(err) and "wrapped_key_file" not in error(err)
     held = key_client.get_key(name)
     assert held.properties.enabled is False and held.properties.tags[verify.UNVERIFIED_TAG] == verify.MISMATCH
     assert public_numbers(key_client, name) == numbers_of(24)

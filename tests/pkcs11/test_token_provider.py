@@ -166,3 +166,37 @@ def test_p256_on_softhsm_26_is_refused_in_preview_and_up_and_nothing_is_imported
     from azure.core.exceptions import ResourceNotFoundError
     with pytest.raises(ResourceNotFoundError):
         make_key_client(premium).get_key(name)
+
+
+def test_a_token_whose_public_key_object_is_not_the_pair_is_refused_naming_pkcs11_uri(softhsm: SoftHsm,
+                                                                                       premium: Any) -> None:
+    """The public key the token shows beside the private key belongs to another pair (here: relabelled). The
+    token wraps the private key, the vault unwraps it to that key, and the comparison with the shown public key
+    fails: the version stays disabled and the error names pkcs11_uri with a hint about the token's key pair,
+    not wrapped_key_file (an input this resource does not have)."""
+    import PyKCS11 as P
+
+    obj, other = softhsm.make_ec(f"pair-{secrets.token_hex(3)}", "P-384"), softhsm.make_ec(
+        f"other-{secrets.token_hex(3)}", "P-384")
+    with softhsm.session() as s:  # obj's public key object goes; other's takes its label
+        for handle in s.findObjects([(P.CKA_CLASS, P.CKO_PUBLIC_KEY), (P.CKA_LABEL, obj)]):
+            s.destroyObject(handle)
+        (moved,) = s.findObjects([(P.CKA_CLASS, P.CKO_PUBLIC_KEY), (P.CKA_LABEL, other)])
+        s.setAttributeValue(moved, [(P.CKA_LABEL, obj)])
+    name = f"tok-{secrets.token_hex(3)}"
+    news = {"vault_url": premium.vault_url, "key_name": name, "kek_id": kek(premium),
+            "pkcs11_uri": softhsm.uri(obj), "pkcs11_module": softhsm.module, "__provider": PROVIDER}
+    host = host_for(premium, BYOK_PKCS11_PIN=softhsm.pin)
+    try:
+        checked = host.check({}, news)
+        assert [(f.property, f.reason) for f in checked.failures] == []
+        with pytest.raises(Exception) as caught:
+            host.create(plain(checked.inputs))
+    finally:
+        host.close()
+    detail = str(getattr(caught.value, "details", lambda: caught.value)())
+    assert "pkcs11_uri: the token wrapped other key material than its public key object shows" in detail
+    assert "make pkcs11_uri name one key pair" in detail
+    assert "wrapped_key_file" not in detail and "public_key_file" not in detail and softhsm.pin not in detail
+    held = make_key_client(premium).get_key(name)
+    assert held.properties.enabled is False and held.properties.tags["byok-unverified"] == "mismatch"

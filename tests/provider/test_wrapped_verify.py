@@ -66,6 +66,7 @@ def test_a_mismatch_leaves_the_version_disabled_and_a_rerun_imports_nothing(prem
             provider.create(check(provider, news))
         message = str(caught.value)
         assert "\n" not in message and "wrapped_key_file: holds other key material than public_key_file" in message
+        assert message.endswith("give the matching wrapped_key_file and public_key_file") and "token" not in message
         assert keys["ec"].info.fingerprint in message and keys["ec2"].info.fingerprint in message
         now = held(sdk(premium), key_name)
         assert (now.versions, now.enabled, now.public) == (1, False, public_of(keys["ec2"].private))
