@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import statistics
 import tempfile
 import threading
@@ -219,20 +218,6 @@ def _make_kek(vault: Any, bits: int) -> str:
     with V.pointed_at(vault.ca_cert, vault.token_file):
         kek = V.create_kek(V.client(vault.vault_url), "bench-kek", bits)
     return kek.kid
-
-
-@contextmanager
-def env(**values: str) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 # --- processes -------------------------------------------------------------------------------------------

@@ -21,11 +21,10 @@ from .common import Bench, interleaved, median, ms
 
 def run(bench: Bench) -> dict[str, Any]:
     from byok_component.blob import TransferBlob
-    from byok_component.vault import fetch_kek
+    from byok_component.vault import fetch_kek, pointed_at
     from byok_component.wrap import wrap
 
-    from .common import env
-    with env(**bench.provider_env()):
+    with pointed_at(bench.vault.ca_cert, bench.vault.token_file):
         kek = fetch_kek(bench.kek_id).public_key  # the KEK as the provider holds it
     n = bench.sizes.wrap_keys
     pkcs8 = serialization.PrivateFormat.PKCS8

@@ -16,11 +16,11 @@ from typing import Any, Mapping, Optional
 import pulumi
 from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, Resource,
                             ResourceProvider, UpdateResult)
-from pulumi.output import Unknown
 
 from . import ownership
 from .errors import ByokError, InputError, KeyConflictError, KeyDeletedError
 from .kid import KeyId, check_key_name, normalize_vault_url
+from .unknown import is_unknown
 
 __all__ = ["DataPlaneKek", "DataPlaneKekArgs", "DataPlaneKekProvider", "KekProps", "KEK_SIZES", "KEK_OUTPUTS"]
 
@@ -30,13 +30,6 @@ DEFAULT_KEK_SIZE = 4096
 # Outputs beyond the echoed inputs.
 KEK_OUTPUTS: tuple[str, ...] = ("kid", "version", "public_key_pem", "fingerprint", "key_ops", "enabled",
                                  ownership.OWNER_OUTPUT)
-
-_UNKNOWN_WIRE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # pulumi.runtime.rpc.UNKNOWN
-
-
-def _is_unknown(value: object) -> bool:
-    return isinstance(value, Unknown) or value == _UNKNOWN_WIRE
-
 
 @dataclass(frozen=True, slots=True)
 class KekProps:
@@ -106,13 +99,13 @@ class DataPlaneKekProvider(ResourceProvider):
                   ("key_size", _size))
         for name, check in checks:
             value = news.get(name)
-            if _is_unknown(value):
+            if is_unknown(value):
                 continue
             try:
                 inputs[name] = check(value)
             except ByokError as exc:
                 failures.append(CheckFailure(name, exc.reason))
-        if not _is_unknown(news.get("purge_on_delete")):
+        if not is_unknown(news.get("purge_on_delete")):
             inputs["purge_on_delete"] = bool(news.get("purge_on_delete") or False)
         return CheckResult(inputs, failures)
 
@@ -126,15 +119,15 @@ class DataPlaneKekProvider(ResourceProvider):
         changed: list[str] = []
         for name in ("vault_url", "key_name"):
             new, old = news.get(name), olds.get(name)
-            if _is_unknown(new) or new != old:
+            if is_unknown(new) or new != old:
                 # Key Vault names (and hosts) are case-insensitive: another case is the same key, an update
                 # that records the new spelling. A replacement would adopt the KEK, then delete it.
                 same = isinstance(new, str) and isinstance(old, str) and _same_place(name, new, old)
                 (changed if same else replaces).append(name)
         new_size = news.get("key_size")
-        if _is_unknown(new_size) or _size_or_none(new_size) != _size_or_none(olds.get("key_size")):
+        if is_unknown(new_size) or _size_or_none(new_size) != _size_or_none(olds.get("key_size")):
             changed.append("key_size")
-        if _is_unknown(news.get("purge_on_delete")) or \
+        if is_unknown(news.get("purge_on_delete")) or \
                 bool(news.get("purge_on_delete") or False) != bool(olds.get("purge_on_delete") or False):
             changed.append("purge_on_delete")
         return DiffResult(changes=bool(replaces or changed), replaces=replaces, stables=[],

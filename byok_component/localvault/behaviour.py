@@ -42,7 +42,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping
 
-from .faults import read_json_file
+from .faults import read_json_file, settings_object
 
 __all__ = ["Behaviour", "RbacWindow", "Pending", "PendingKind", "recovery_level", "PURGE_PROTECTED_MESSAGE",
            "RBAC_MESSAGE"]
@@ -82,13 +82,7 @@ class Behaviour:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> "Behaviour":
-        if not isinstance(doc, Mapping):
-            raise ValueError("a behaviour config must be a JSON object")
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(doc) - set(known))
-        if unknown:
-            raise ValueError(f"unknown behaviour setting(s) {', '.join(unknown)} (known: {', '.join(known)})")
-        return cls(**dict(doc))
+        return cls(**settings_object(doc, tuple(f.name for f in fields(cls)), "behaviour"))
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Behaviour":

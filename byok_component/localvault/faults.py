@@ -90,6 +90,17 @@ def read_json_file(path: str | Path) -> Any:
         raise ValueError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
 
 
+def settings_object(doc: Any, known: tuple[str, ...], what: str) -> dict[str, Any]:
+    """A settings document (``--faults``, ``--behaviour``) as keyword arguments: it must be a JSON object naming
+    only ``known`` settings, so a misspelt setting is refused rather than silently ignored."""
+    if not isinstance(doc, Mapping):
+        raise ValueError(f"a {what} config must be a JSON object")
+    unknown = sorted(set(doc) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what} setting(s) {', '.join(unknown)} (known: {', '.join(known)})")
+    return dict(doc)
+
+
 def rule_matches(rule: str, method: str, path: str) -> bool:
     rule_method, _, prefix = rule.partition(" ")
     return rule_method in ("*", method) and path.startswith(prefix)
@@ -131,15 +142,11 @@ class FaultConfig:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> "FaultConfig":
-        if not isinstance(doc, Mapping):
-            raise ValueError("a fault config must be a JSON object")
-        unknown = sorted(set(doc) - set(_FIELDS))
-        if unknown:
-            raise ValueError(f"unknown fault setting(s) {', '.join(unknown)} (known: {', '.join(_FIELDS)})")
+        doc = settings_object(doc, _FIELDS, "fault")
         for name in ("fail_500", "fail_429", "delay_seconds", "delay_limit"):
             if name in doc and not isinstance(doc[name], Mapping):
                 raise ValueError(f"{name} must be an object of rule -> value")
-        return cls(**dict(doc))
+        return cls(**doc)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "FaultConfig":
@@ -163,8 +170,8 @@ class FaultState:
         self._delay_left = dict(config.delay_limit)
         self._injected = dict.fromkeys(_KINDS, 0)
         self._writes: deque[float] = deque()
-        self._drop_before = config.drop_before_commit
-        self._drop_after = config.drop_after_commit
+        self._drops_left = {"drop_before_commit": config.drop_before_commit,
+                            "drop_after_commit": config.drop_after_commit}
 
     def injected(self) -> dict[str, int]:
         """How many faults of each kind were injected since the vault started."""
@@ -202,18 +209,17 @@ class FaultState:
             return None
 
     def take_drop_before_commit(self) -> bool:
-        with self._lock:
-            if self._drop_before > 0:
-                self._drop_before -= 1
-                self._injected["drop_before_commit"] += 1
-                return True
-        return False
+        return self._take_drop("drop_before_commit")
 
     def take_drop_after_commit(self) -> bool:
+        return self._take_drop("drop_after_commit")
+
+    def _take_drop(self, kind: str) -> bool:
+        """Whether this request is dropped (``kind`` is the config setting): each one spends a drop."""
         with self._lock:
-            if self._drop_after > 0:
-                self._drop_after -= 1
-                self._injected["drop_after_commit"] += 1
+            if self._drops_left[kind] > 0:
+                self._drops_left[kind] -= 1
+                self._injected[kind] += 1
                 return True
         return False
 

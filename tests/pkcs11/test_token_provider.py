@@ -50,6 +50,13 @@ def host_for(local_vault: Any, **extra: str) -> ProviderHost:
                          "BYOK_RBAC_WAIT_SECONDS": "0", **extra})
 
 
+def create_refused(host: ProviderHost, checked: Any) -> str:
+    """The text of the error a create over gRPC fails with (the engine shows the gRPC error's details)."""
+    with pytest.raises(Exception) as caught:
+        host.create(plain(checked.inputs))
+    return str(getattr(caught.value, "details", lambda: caught.value)())
+
+
 def scan(pin_set: SecretSet, *things: Any, what: str) -> None:
     texts = [json_format.MessageToJson(t) if hasattr(t, "DESCRIPTOR") else t for t in things]
     assert_no_secrets(texts, pin_set, what)
@@ -156,11 +163,9 @@ def test_p256_on_softhsm_26_is_refused_in_preview_and_up_and_nothing_is_imported
         public.write_text(public_info(TokenKey.from_inputs(softhsm.uri(obj), softhsm.module)).public_pem or "")
         checked = host.check({}, {**news, "public_key_file": str(public)})
         assert [(f.property, f.reason) for f in checked.failures] == []
-        with pytest.raises(Exception) as caught:
-            host.create(plain(checked.inputs))
+        detail = create_refused(host, checked)
     finally:
         host.close()
-    detail = str(getattr(caught.value, "details", lambda: caught.value)())
     assert "zero-pads wrapped keys to a multiple of 8 bytes" in detail and "P-256" in detail
     assert softhsm.pin not in detail and softhsm.pin not in failures[0][1]
     from azure.core.exceptions import ResourceNotFoundError
@@ -190,11 +195,9 @@ def test_a_token_whose_public_key_object_is_not_the_pair_is_refused_naming_pkcs1
     try:
         checked = host.check({}, news)
         assert [(f.property, f.reason) for f in checked.failures] == []
-        with pytest.raises(Exception) as caught:
-            host.create(plain(checked.inputs))
+        detail = create_refused(host, checked)
     finally:
         host.close()
-    detail = str(getattr(caught.value, "details", lambda: caught.value)())
     assert "pkcs11_uri: the token wrapped other key material than its public key object shows" in detail
     assert "make pkcs11_uri name one key pair" in detail
     assert "wrapped_key_file" not in detail and "public_key_file" not in detail and softhsm.pin not in detail
