@@ -1,7 +1,9 @@
 """Run the real ``__main__.py`` (or a ByokVault built from JSON) under ``pulumi.runtime.set_mocks`` in a
 fresh interpreter, and hand back the resource graph the mock engine saw, as JSON.
 
-``set_mocks`` is process-global, so every run gets its own process: no test can poison another.
+``set_mocks`` is process-global, so every run gets its own process: no test can poison another. These
+processes are not started the way the engine's language host starts a program (they put the repository on
+PYTHONPATH; what is checked here is the resource graph): tests/engine runs the program under the real engine.
 ``run_all`` forks the runs from one server that has imported Pulumi, azure-native and the component
 once (a run then costs milliseconds); ``run``/``collect`` start one interpreter per run. A run's spec:
 

@@ -51,7 +51,15 @@ def project_python(project: Path = ROOT) -> Path:
 
 def child_env(extra: Mapping[str, str] | None = None, *, venv: Path | None = None) -> dict[str, str]:
     """Env for the host: ours minus credentials, proxies, Pulumi settings and PYTHONPATH/PYTHONHOME, plus what the
-    engine and its plugin script add (PULUMI_PROJECT, PULUMI_RUNTIME_*, the venv's bin first on PATH)."""
+    engine and its plugin script add (PULUMI_PROJECT, PULUMI_RUNTIME_*, the venv's bin first on PATH).
+
+    ``extra`` may not put PYTHONPATH or PYTHONHOME back: the engine never sets them, and a host that finds
+    ``byok_component`` only through them would pass here and fail under the engine. A process that is not a
+    provider host (a benchmark worker) sets its own.
+    """
+    smuggled = sorted({"PYTHONPATH", "PYTHONHOME"} & set(extra or {}))
+    if smuggled:
+        raise ValueError(f"{', '.join(smuggled)}: the engine starts a provider host without it")
     out = {k: v for k, v in os.environ.items() if not k.startswith(("BYOK_", "AZURE_", "PULUMI_"))}
     for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "PYTHONPATH", "PYTHONHOME"):
         out.pop(name, None)
@@ -78,10 +86,11 @@ class ProviderHost:
     def __init__(self, env: Mapping[str, str], *, python: Path | None = None, cwd: Path = ROOT) -> None:
         python = python or project_python()
         self.python, self.cwd = python, cwd
+        host_env = child_env(env, venv=python.parent.parent)
         self._stderr = tempfile.TemporaryFile()
         started = time.perf_counter()
         self.process = subprocess.Popen([str(python), "-u", "-m", "pulumi.dynamic", ENGINE_ADDRESS], cwd=cwd,
-                                        env=child_env(env, venv=python.parent.parent), stdout=subprocess.PIPE,
+                                        env=host_env, stdout=subprocess.PIPE,
                                         stderr=self._stderr, stdin=subprocess.DEVNULL)
         try:
             self.port = self._read_port()

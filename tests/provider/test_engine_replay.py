@@ -415,6 +415,13 @@ def test_the_host_runs_as_the_engine_starts_it(host) -> None:
     assert b"PYTHONPATH" not in environ and environ[b"PULUMI_PROJECT"] == b"byok-component"
 
 
+def test_a_host_cannot_be_given_a_pythonpath() -> None:
+    """The only way to hand the host an environment refuses what the engine never sets."""
+    for name in ("PYTHONPATH", "PYTHONHOME"):
+        with pytest.raises(ValueError, match=f"{name}: the engine starts a provider host without it"):
+            ProviderHost({"BYOK_RBAC_WAIT_SECONDS": "0", name: str(ROOT)})
+
+
 @pytest.fixture(scope="module")
 def installed_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A library user's venv: this package pip-installed (not editable) with its requirements, elsewhere."""

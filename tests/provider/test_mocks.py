@@ -1,4 +1,7 @@
-"""A program using ByokKey under ``pulumi.runtime.set_mocks`` (own interpreter: set_mocks is process-global)."""
+"""A program using ByokKey under ``pulumi.runtime.set_mocks`` (own interpreter: set_mocks is process-global).
+
+Not a provider host and not started the engine's way (the repository is on PYTHONPATH): under mocks the
+provider's methods are never called through ``python -m pulumi.dynamic``; grpc_host.py is the host."""
 
 from __future__ import annotations
 
