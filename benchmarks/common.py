@@ -101,8 +101,9 @@ class KeyFile:
 @dataclass
 class KeyMaker:
     """Writes target key files under ``root``: EC P-256 keys are all distinct; RSA files cycle through a pool
-    of distinct keys (each file its own path; the provider keeps no cache across calls, so reuse of the bytes
-    does not make a later call cheaper)."""
+    of distinct keys (each file its own path). The provider's one per-key cache is OpenSSL's prime test on
+    create (once per RSA key per process); previews never run it and the timed RSA creates use fresh keys, so
+    reusing the bytes makes no timed call cheaper."""
 
     root: Path
     rsa_bits: int

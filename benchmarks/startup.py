@@ -53,7 +53,8 @@ def run(bench: Bench) -> dict[str, Any]:
 
 
 def _heavy_modules(key_file: str) -> dict[str, bool]:
-    """Whether a ByokKey's Check loads the Azure SDK or requests (it should not: previews never need them)."""
+    """Whether a ByokKey's Check loads the Azure SDK or requests (it should not: a plain preview runs only Check
+    and Diff, which are offline; ``preview --refresh`` also runs Read, which does load them)."""
     code = ("import sys, pulumi.dynamic.dynamic\n"
             "from byok_component.provider import ByokKeyProvider\n"
             "ByokKeyProvider().check({}, {'vault_url': 'https://x.vault.azure.net', 'key_name': 'k',"
