@@ -75,6 +75,7 @@ def summarize(r: dict[str, Any]) -> dict[str, Any]:
         "create_http_calls_per_key": r["calls"]["create"]["per_key"],
         "refresh_http_calls_per_key": r["calls"]["refresh"]["per_key"],
         "rotate_http_calls_per_key": r["calls"]["rotate"]["per_key"],
+        "create_wrapped_http_calls_per_key": r["calls"]["create_wrapped"]["per_key"],
         "create_ratio_vs_sdk_floor": round(first["ratio"], 3),
         "create_ratio_vs_sdk_get_then_import": round(first["ratio_vs_get_import"], 3),
         "provider_start_ratio": round(r["start"]["ratio"], 3),
@@ -122,6 +123,8 @@ def report(sizes: Sizes, r: dict[str, Any], f: dict[str, Any], elapsed: float) -
          _met("refresh_http_calls_per_key", f["refresh_http_calls_per_key"])],
         ["rotation (update, new version): calls/key", _calls(c["rotate"]), "floor 1",
          f["rotate_http_calls_per_key"], "-", ""],
+        ["create from wrapped_key_file + public_key_file: calls/key", _calls(c["create_wrapped"]), "floor 1",
+         f["create_wrapped_http_calls_per_key"], "-", ""],
     ]
     for label, v in r["create"].items():
         what = "EC P-256" if label.startswith("ec") else "RSA-2048"

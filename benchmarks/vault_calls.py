@@ -1,4 +1,5 @@
-"""Vault calls per key for create, refresh (read) and rotation (update importing a new version), counted at the
+"""Vault calls per key for create, refresh (read), rotation (update importing a new version) and a create from a
+``wrapped_key_file`` (ciphertext wrapped elsewhere: imported disabled, compared, enabled), counted at the
 local vault while a fresh ``python -m pulumi.dynamic`` process is driven over gRPC as the engine drives it.
 
 Excluded, each identified in the vault's access log rather than assumed: the KEK fetch (GET of the KEK's
@@ -10,6 +11,7 @@ challenge per vault per process, so once). Everything else the provider sends is
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from .common import Bench
@@ -62,4 +64,28 @@ def run(bench: Bench) -> dict[str, Any]:
         for result, new in zip(created, news):
             host.update(result.id, result.properties, new)
         rotate = _count(bench, mark, n)
-    return {"create": create, "refresh": refresh, "rotate": rotate, "check_calls": offline}
+
+        wrapped = [host.check(check_request(inputs, token)).inputs for inputs in _wrapped_inputs(bench, n)]
+        mark = len(bench.access)
+        for props in wrapped:
+            host.create(props)
+        create_wrapped = _count(bench, mark, n)
+    return {"create": create, "refresh": refresh, "rotate": rotate, "create_wrapped": create_wrapped,
+            "check_calls": offline}
+
+
+def _wrapped_inputs(bench: Bench, n: int) -> list[dict[str, Any]]:
+    """N EC keys wrapped elsewhere (as an officer's ``byok wrap`` would, untimed) and declared with
+    ``wrapped_key_file`` + ``public_key_file``: the provider imports each disabled, compares, then enables it."""
+    from byok_component.keys import load_target_key
+    from byok_component.vault import fetch_kek, pointed_at
+    from byok_component.wrap import wrap
+
+    with pointed_at(bench.vault.ca_cert, bench.vault.token_file):
+        kek = fetch_kek(bench.kek_id).public_key
+    out = []
+    for i, key in enumerate(bench.keys.many("ec", n)):
+        path = Path(key.private).with_suffix(".wrapped.bin")
+        path.write_bytes(wrap(kek, load_target_key(Path(key.private).read_bytes()).wrapping_plaintext()))
+        out.append({**bench.inputs(f"wrapped-{i}", key, private=False, public=True), "wrapped_key_file": str(path)})
+    return out

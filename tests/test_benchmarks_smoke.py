@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIGURES = (
     "wrap_overhead_ratio", "preview_ms_per_key", "preview_http_calls", "create_http_calls_per_key",
     "refresh_http_calls_per_key", "create_ratio_vs_sdk_floor", "provider_start_ratio", "scaling",
-    "provider_peak_rss_mb",
+    "provider_peak_rss_mb", "create_wrapped_http_calls_per_key",
 )
 SCALING = ("preview_ms_per_key", "preview_growth", "create_ms_per_key", "create_growth")
 
