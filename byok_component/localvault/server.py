@@ -63,6 +63,7 @@ class Limits:
 
     max_connections: int = 64      # served at once, each on its own thread
     max_refusals: int = 8          # threads answering 503 beyond max_connections; past both a connection is closed
+    refusal_seconds: float = 0.5   # a refused client's request head, before its 503 (short: attackers fill this pool too)
     header_seconds: float = 10.0   # the whole request line and headers, however slowly the bytes come
     body_seconds: float = 30.0     # the whole body (1 MiB at most)
     idle_seconds: float = 60.0     # a keep-alive connection waiting for its next request
@@ -210,7 +211,7 @@ class _Server(ThreadingHTTPServer):
             request.settimeout(2.0)
             connection = self.context.wrap_socket(request, server_side=True)
             try:
-                head, deadline = b"", time.monotonic() + 0.5  # short: attackers can fill this pool too
+                head, deadline = b"", time.monotonic() + self.limits.refusal_seconds
                 while b"\r\n\r\n" not in head and len(head) < 65536 and time.monotonic() < deadline:
                     connection.settimeout(max(0.01, deadline - time.monotonic()))
                     chunk = connection.recv(4096)
@@ -609,12 +610,13 @@ class LocalVault:
     @property
     def connection_stats(self) -> dict[str, int]:
         """Connections accepted, refused (503 / closed at capacity), idle ones reclaimed, slow clients timed out,
-        accept() failures for want of file descriptors, and the peak served at once since the last start."""
+        accept() failures for want of file descriptors, and the peak served at once since the last start; plus
+        the connections being served and being refused now."""
         server = self._server
         if server is None:
             return {}
         with server._slots_lock:  # noqa: SLF001
-            return dict(server.stats, serving=server._serving)  # noqa: SLF001
+            return dict(server.stats, serving=server._serving, refusing=server._refusing)  # noqa: SLF001
 
     def __repr__(self) -> str:
         state = self.vault_url if self.running else "stopped"

@@ -136,13 +136,18 @@ def _hold(vault: LocalVault) -> ssl.SSLSocket:
 
 
 def test_past_the_connection_cap_a_clear_503_then_service_resumes(vault_with: Callable[..., LocalVault]) -> None:
-    vault = vault_with(max_connections=3, max_refusals=1, header_seconds=60.0)
+    # refusal_seconds: the silent client below holds the one refusal thread for the whole test, however loaded
+    # the machine (with the default 0.5 s it could be answered before the third client arrives).
+    vault = vault_with(max_connections=3, max_refusals=1, header_seconds=60.0, refusal_seconds=60.0)
     holders = [_hold(vault) for _ in range(3)]
     try:
         assert _until(lambda: vault.connection_stats["serving"] == 3)
         status, headers, body = raw_request(vault, "GET", "/keys")
         refused = (status == 503 and headers.get("retry-after") == "1"
                    and "maximum of 3 connections" in body["error"]["message"])
+        # The first refusal's thread may still be closing its connection: wait for the pool to be free, or the
+        # silent client is closed at capacity instead of taking the refusal thread.
+        assert _until(lambda: vault.connection_stats["refusing"] == 0)
         # The refusal pool busy too (a client that never sends): the next connection is closed, never queued.
         silent = _tls(vault)
         try:
