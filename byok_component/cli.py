@@ -547,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_out(p, "private key file (written 0600)")
     add_json(p)
 
-    p = add("wrap", cmd_wrap, "wrap a key for a KEK into a .byok transfer blob")
+    p = add("wrap", cmd_wrap, "wrap a key for a KEK into a .byok transfer blob", online=True)  # --vault-url
     p.add_argument("--kek-pem", metavar="FILE",
                    help="the KEK's public key (byok kek download / az keyvault key download); or --vault-url")
     p.add_argument("--vault-url", metavar="URL", help="read the KEK --kek-id from this vault over TLS instead of "

@@ -46,13 +46,15 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Shows ``(default: X)`` after a flag's help when it has a meaningful default; keeps epilogs as written.
 
     argparse's ArgumentDefaultsHelpFormatter would also print ``(default: None)`` and ``(default: False)``
-    for every optional flag and switch, which says nothing.
+    for every optional flag and switch, which says nothing. ``is`` rather than ``in``: ``0 in (False,)`` is true,
+    and a default of 0 (``--port``, ``--wait``) means something.
     """
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if ("%(default)" in text or default in (None, False, argparse.SUPPRESS) or not action.option_strings
+        if ("%(default)" in text or default is None or default is False or default == argparse.SUPPRESS
+                or not action.option_strings
                 or isinstance(action, (argparse._HelpAction, argparse._VersionAction))):
             return text
         return f"{text} (default: %(default)s)"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from . import verify
 from .blob import TransferBlob
+from .console import next_step
 from .errors import InputError, KeyConflictError
 from .keys import PublicKeyInfo
 from .kid import KeyId, normalize_vault_url
@@ -30,8 +31,12 @@ def check_blob_vault(blob: TransferBlob, vault_url: str) -> str:
     url = normalize_vault_url(vault_url, input="--vault-url")
     kek_vault = KeyId.parse(blob.kid, versioned=True, input="--byok-file").vault_url
     if kek_vault != url:
-        raise InputError(f"was wrapped for KEK {blob.kid} of {kek_vault}, not for a KEK of --vault-url {url}: "
-                         "that vault cannot unwrap it, so nothing was sent", input="--byok-file")
+        raise InputError(next_step(
+            f"was wrapped for KEK {blob.kid} of {kek_vault}, not for a KEK of --vault-url {url}: that vault "
+            "cannot unwrap it, so nothing was sent",
+            f"import it into {kek_vault}, or wrap the key again for this vault's KEK (byok kek download "
+            f"--vault-url {url} --name KEK -o KEK.pem; byok wrap --kek-pem KEK.pem --kek-id KID ...)"),
+            input="--byok-file")
     return url
 
 

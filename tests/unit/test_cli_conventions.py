@@ -17,7 +17,7 @@ from tests.conftest import ec_key, rsa_key
 
 REPO = Path(__file__).resolve().parents[2]
 KID = "https://127.0.0.1:8443/keys/kek/0123456789abcdef0123456789abcdef"
-ONLINE = {"kek create", "kek download", "import", "verify"}
+ONLINE = {"kek create", "kek download", "import", "verify", "wrap"}  # wrap: with --vault-url
 # Commands that only act (their result is a running process or the demo's table).
 NO_REPORT = {"local-vault serve", "demo"}
 
@@ -48,6 +48,8 @@ def test_help_shows_defaults_and_online_commands_name_the_credentials() -> None:
     leaves = commands(build_parser())
     assert "(default: 4096)" in leaves["kek create"].format_help()
     assert "(default: RSA)" in leaves["keygen"].format_help()
+    assert "(0: any free port) (default: 0)" in leaves["local-vault serve"].format_help()  # 0 is not "no default"
+    assert "(default: 0)" in leaves["local-vault env"].format_help()
     assert "(default: None)" not in "".join(c.format_help() for c in leaves.values())
     for name, command in leaves.items():
         text = command.format_help()

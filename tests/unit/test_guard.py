@@ -26,7 +26,8 @@ def version(kty: str = "EC-HSM", public: object = None, tags: dict[str, str] | N
 def test_the_blob_must_be_for_a_kek_of_the_vault_it_is_sent_to() -> None:
     assert guard.check_blob_vault(BLOB, VAULT + "/") == VAULT
     with pytest.raises(InputError, match="--byok-file: was wrapped for KEK .* not for a KEK of --vault-url "
-                                         "https://other.vault.azure.net.*nothing was sent"):
+                                         "https://other.vault.azure.net.*nothing was sent — import it into "
+                                         f"{VAULT}, or wrap the key again for this vault's KEK"):
         guard.check_blob_vault(BLOB, "https://other.vault.azure.net")
 
 
