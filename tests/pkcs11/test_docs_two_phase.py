@@ -31,7 +31,7 @@ def test_the_documented_two_phase_flow_runs(softhsm: SoftHsm, tmp_path_factory: 
     softhsm.make_ec("TestECKey", "P-384")  # the docs' label; made in the token, never outside it
     for vault in serve_vault(tmp_path_factory.mktemp("docs-vault")):
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               "VAULT_URL": vault.vault_url, "BYOK_CA_BUNDLE": vault.ca_cert,
+               "BYOK_VAULT_URL": vault.vault_url, "BYOK_CA_BUNDLE": vault.ca_cert,
                "BYOK_ACCESS_TOKEN_FILE": vault.token_file, "PKCS11_MODULE": softhsm.module,
                "KEY_URI": f"pkcs11:token={softhsm.label};object=TestECKey;type=private"}
         env.pop("BYOK_PKCS11_PIN", None)
