@@ -332,9 +332,11 @@ def cmd_kek_download(args: argparse.Namespace) -> int:
     vk = vault.get_key(kv, _key_name(args.name), args.version)
     if vk is None:
         if args.version and (current := vault.get_key(kv, args.name)) is not None:
+            # az cannot reach a local (loopback) vault, so it is suggested only for Azure's.
+            listing = ("" if vault._is_loopback(args.vault_url) else ", or list them: az keyvault key "
+                       f"list-versions --id {args.vault_url}/keys/{args.name}")
             raise InputError(next_step(f"key {args.name} in {args.vault_url} has no version {args.version}",
-                                       f"leave out --version for the current one ({current.version}), or list "
-                                       f"them: az keyvault key list-versions --id {args.vault_url}/keys/{args.name}"),
+                                       f"leave out --version for the current one ({current.version}){listing}"),
                              input="--version")
         raise InputError(next_step(f"no key {args.name} in {args.vault_url}",
                                    f"create one: byok kek create --vault-url {args.vault_url} --name {args.name}"),
