@@ -65,6 +65,11 @@ def refuse_taken(existing: "VaultKey | None", blob: TransferBlob, expected: Publ
     if expected is not None and existing.fingerprint == expected.fingerprint:
         raise KeyConflictError(f"{where} already holds this material ({expected.fingerprint}); nothing to do "
                                "(--new-version imports it again as another version)", input="--name")
+    if expected is None:  # --kty: nothing to compare with, so the held key may well be this very material
+        raise KeyConflictError(f"{where} holds a key ({_held(existing)}) and without --public-key byok cannot tell "
+                               "whether this file holds the same material; importing would make this file the key's "
+                               "current version: add --public-key to compare, --new-version if a rotation is meant, "
+                               "or choose another --name", input="--name")
     raise KeyConflictError(f"{where} holds other key material ({_held(existing)}); importing would make this file "
                            "the key's current version: add --new-version if a rotation is meant, or choose another "
                            "--name", input="--name")

@@ -47,6 +47,10 @@ def test_a_taken_name_is_refused_unless_a_new_version_is_meant() -> None:
         guard.refuse_taken(failed, BLOB, describe_public_key(mine), new_version=False)
     with pytest.raises(KeyConflictError, match="an AES key"):
         guard.refuse_taken(version(kty="oct-HSM", ops=("wrapKey",)), BLOB, None, new_version=False)
+    # Without --public-key nothing was compared: the same material in another .byok must not be called "other".
+    with pytest.raises(KeyConflictError, match="cannot tell whether .* --public-key .*--new-version") as caught:
+        guard.refuse_taken(version(public=mine), BLOB, None, new_version=False)
+    assert "other key material" not in str(caught.value)
     guard.refuse_taken(version(public=other), BLOB, describe_public_key(mine), new_version=True)
 
 
