@@ -120,8 +120,10 @@ def verdict(vk: "VaultKey", *, public: PublicKeyInfo | None = None, aes_match: b
                    if vk.kty.startswith("oct") else f"the vault holds a {vk.kty} key, not an AES key")
             lines.append(f"material: cannot be proven ({why})")
         else:
-            lines.append(f"material: {'holds this' if same else 'holds OTHER'} AES-{aes_file.size} key - the vault "
-                         "wrapped a random probe with its key and the result was compared with the file's")
+            lines.append(f"material: holds this AES-{aes_file.size} key - the vault wrapped a random probe with its "
+                         "key and the result was compared with the file's" if same else
+                         f"material: holds OTHER material than this AES-{aes_file.size} key - the vault's wrap of a "
+                         "random probe differs from the file's, or its AES key has another size")
     enabled_ok = vk.enabled == expect_enabled
     lines.append(f"enabled: {'yes' if vk.enabled else 'no'}" + ("" if enabled_ok else
                                                                f" (expected {'yes' if expect_enabled else 'no'})"))

@@ -666,8 +666,9 @@ def holds_aes_key(kv: "KeyClient", vk: VaultKey, key: bytes) -> bool | None:
     """Whether the AES (oct-HSM) version ``vk`` holds ``key``, which Key Vault never shows.
 
     The vault wraps a random probe with that version (A128KW/A192KW/A256KW: RFC 3394, deterministic) and we
-    wrap it with ``key``: the results are equal only for the same key, and neither reveals either key. None
-    when the vault cannot say: the version lacks ``wrapKey`` or is disabled, or the principal may not use it.
+    wrap it with ``key``: the results are equal only for the same key, and neither reveals either key. When the
+    vault refuses the file's size (400) but wraps with another size's algorithm, its key has another size: False.
+    None when the vault cannot say: the version lacks ``wrapKey`` or is disabled, or the principal may not use it.
     """
     from cryptography.hazmat.primitives import constant_time
     from cryptography.hazmat.primitives.keywrap import aes_key_wrap
@@ -680,23 +681,31 @@ def holds_aes_key(kv: "KeyClient", vk: VaultKey, key: bytes) -> bool | None:
     from .keys import b64url, b64url_decode
 
     probe = os.urandom(32)
-    # Not CryptographyClient: for an oct key (whose k Key Vault never returns) azure-keyvault-keys 4.11 wraps
-    # *locally* with a random key of its own and never asks the vault.
-    request = HttpRequest("POST", f"/keys/{vk.name}/{vk.version}/wrapkey",
-                          json={"alg": algorithm, "value": b64url(probe)})
 
-    def wrap() -> bytes:
-        response = kv.send_request(request)
-        response.raise_for_status()
-        return b64url_decode(response.json()["value"])
+    def wrap(alg: str) -> bytes | None:
+        # Not CryptographyClient: for an oct key (whose k Key Vault never returns) azure-keyvault-keys 4.11 wraps
+        # *locally* with a random key of its own and never asks the vault.
+        request = HttpRequest("POST", f"/keys/{vk.name}/{vk.version}/wrapkey",
+                              json={"alg": alg, "value": b64url(probe)})
 
-    try:  # throttling is waited out; a 403 here is a missing permission or key op, not RBAC still propagating
-        wrapped = _call(f"compare key {vk.name}", wrap, vault_url=kv.vault_url, rbac=False)
-    except VaultError as error:
-        if error.status in (400, 403, 404):
-            return None  # the vault will not wrap with it (permission, operation, algorithm): it cannot say
-        raise
-    return constant_time.bytes_eq(wrapped, aes_key_wrap(key, probe))
+        def send() -> bytes:
+            response = kv.send_request(request)
+            response.raise_for_status()
+            return b64url_decode(response.json()["value"])
+
+        try:  # throttling is waited out; a 403 here is a missing permission or key op, not RBAC still propagating
+            return _call(f"compare key {vk.name}", send, vault_url=kv.vault_url, rbac=False)
+        except VaultError as error:
+            if error.status in (400, 403, 404):
+                return None  # the vault will not wrap with it (permission, operation, algorithm)
+            raise
+
+    wrapped = wrap(algorithm)
+    if wrapped is not None:
+        return constant_time.bytes_eq(wrapped, aes_key_wrap(key, probe))
+    if any(wrap(other) is not None for other in ("A128KW", "A192KW", "A256KW") if other != algorithm):
+        return False  # it wraps at another key size: an AES key of another size, so not this key
+    return None
 
 
 def sign_digest(kid: str, algorithm: str, digest: bytes) -> bytes:

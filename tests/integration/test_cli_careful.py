@@ -187,7 +187,12 @@ def test_verify_an_aes_key_with_the_vaults_wrapkey_probe(hsm, tmp_path, capsys, 
     code, out, _ = run(capsys, *base, "--key", str(tmp_path / "k.b64"), "--kty", "oct", "--key-encoding", "base64")
     assert code == 0 and "holds this AES-256 key" in out
     code, out, _ = run(capsys, *base, "--key", str(tmp_path / "other.bin"), "--kty", "oct")
-    assert code == 1 and "holds OTHER AES-256 key" in out
+    assert code == 1 and "holds OTHER material than this AES-256 key" in out
+    # A key of another size: the vault refuses A128KW with its AES-256 key, which proves it is not this key
+    # (the version has wrapKey and is enabled, so "cannot be proven" would send the user looking for the wrong cause).
+    (tmp_path / "short.bin").write_bytes(bytes(range(140, 156)))
+    code, out, _ = run(capsys, *base, "--key", str(tmp_path / "short.bin"), "--kty", "oct")
+    assert code == 1 and "holds OTHER material than this AES-128 key" in out and "another size" in out
     kv.update_key_properties(name, key_operations=["encrypt", "decrypt"])  # no wrapKey: the vault cannot say
     code, out, _ = run(capsys, *base, "--key", str(tmp_path / "k.b64"), "--kty", "oct", "--key-encoding", "base64")
     assert code == 1 and "cannot be proven" in out
