@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["read_input", "write_output", "MAX_INPUT_BYTES"]
+__all__ = ["read_input", "write_output", "holds_content", "MAX_INPUT_BYTES"]
 
 # A key, public key, transfer blob or ciphertext is a few KB; refuse to slurp anything huge.
 MAX_INPUT_BYTES = 1024 * 1024
@@ -32,10 +32,21 @@ def _not_regular(mode: int) -> str | None:
     return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
 
 
+def holds_content(value: object) -> bool:
+    """Whether a value given for a path is text, not a path: a line break, a NUL, PEM armour, or longer than any
+    path (PATH_MAX 4096). A key pasted where its path goes must never be echoed in an error (nor be the value of a
+    failing property, which the engine prints)."""
+    return isinstance(value, str) and (any(c in value for c in "\n\r\0") or "-----BEGIN" in value
+                                       or len(value) > 4096)
+
+
 def read_input(path: object, *, input: str, max_bytes: int = MAX_INPUT_BYTES) -> bytes:  # noqa: A002
     """Read the regular file ``path`` (at most ``max_bytes``); every failure is one InputError naming ``input``."""
     if not isinstance(path, str) or not path:
         raise InputError("is required (a file path)", input=input)
+    if holds_content(path):
+        raise InputError("is not a file path: it holds text such as key material (give the path of the file that "
+                         "holds it)", input=input)
     try:
         kind = _not_regular(os.stat(path).st_mode)  # follows symlinks: a link to a regular file is fine
         if kind is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, TypeVar
@@ -22,6 +23,7 @@ from . import props as P
 from . import rfc3339
 from .blob import TransferBlob
 from .errors import ByokError, InputError, KeyConflictError, KeyDeletedError, UnwrapError
+from .files import holds_content
 from .keys import PublicKeyInfo
 from .kid import KeyId, normalize_vault_url
 from .wrap import split, wrap
@@ -54,7 +56,7 @@ class ByokKeyProvider(ResourceProvider):
         """Called first on every preview and update: validate offline, add the fingerprint and derived facts."""
         result = P.check(P.unwrap_secrets(olds), P.unwrap_secrets(news))
         return CheckResult(P.mark_secrets(result.inputs),
-                           [engine_failure(prop, reason) for prop, reason in result.failures])
+                           [engine_failure(prop, reason, news.get(prop)) for prop, reason in result.failures])
 
     @_plain_inputs
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -208,15 +210,18 @@ class ByokKeyProvider(ResourceProvider):
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
-def engine_failure(prop: str, reason: str) -> CheckFailure:
+def engine_failure(prop: str, reason: str, value: object = None) -> CheckFailure:
     """A CheckFailure the engine can print safely.
 
     The engine prints a failing property's value from the program's inputs (step_generator.go
     issueCheckFailures, ``%v``), and a secret that did not come from stack config is shown in clear
     (pulumi/pulumi#19465). So a secret property is never the failing property: it is named in the text of a
-    failure against no property (the engine then prints the resource and the reason only).
+    failure against no property (the engine then prints the resource and the reason only). The same goes for a
+    ``value`` that may hold a secret although its property does not: a key pasted where its path goes, a
+    ``pkcs11_uri`` carrying ``pin-value`` (RFC 7512 §2.4).
     """
-    if prop in P.SECRET_INPUTS:
+    pin_in_uri = isinstance(value, str) and re.search(r"pin(-|%2d)value", value, re.IGNORECASE) is not None
+    if prop in P.SECRET_INPUTS or holds_content(value) or pin_in_uri:
         return CheckFailure("", f"{prop}: {reason}")
     return CheckFailure(prop, reason)
 

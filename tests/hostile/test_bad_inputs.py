@@ -29,7 +29,8 @@ from byok_component.keys import b64url
 from byok_component.provider import ByokKeyProvider
 from byok_component.wrap import wrap
 from tests.conftest import ec_key, rsa_key, serve_vault
-from tests.hostile.conftest import (KEY_PASSWORD, KeyFiles, add_tokens, clear_error_problems, inventory, make_kek)
+from tests.hostile.conftest import (KEY_PASSWORD, KeyFiles, add_tokens, clear_error_problems, inventory, make_kek,
+                                    scan)
 from tests.hostile.figures import FIGURES
 from tests.integration.conftest import make_key_client
 from tests.secretscan import SecretSet
@@ -61,6 +62,8 @@ class Corpus:
     ec_kek_id: str
     wrap_kek_id: str
     secrets: SecretSet
+    pem_text: str = ""  # the good EC key's PKCS#8 PEM itself: what a user passes by mistake for a path
+    pin: str = ""       # a PKCS#11 PIN put where it must never be: a pin-value in the URI
 
     def path(self, name: str) -> str:
         return self.files[name]
@@ -164,7 +167,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, bad_vault: "LocalVault", ke
     blob_file("short-ciphertext.byok", ciphertext=b64url(ciphertext[:100]))
     blob_file("other-kek.byok", **{"header.kid": other_kek.id})
     put("short.bin", ciphertext[:100])
-    return Corpus(root, files, shared_kek, str(other_kek.id), str(ec_kek.id), str(wrap_kek.id), found)
+    pin = "pin-" + secrets.token_hex(8)
+    found.add_password("a PIN in a pkcs11 URI", pin)
+    return Corpus(root, files, shared_kek, str(other_kek.id), str(ec_kek.id), str(wrap_kek.id), found,
+                  pem_text=good_pem.decode(), pin=pin)
 
 
 # --- ByokKey inputs through check and create ---------------------------------------------------------------
@@ -214,6 +220,14 @@ INPUT_CASES: dict[str, InputCase] = {
     "rsa-8192-public-preview": InputCase({"key_file": "/pr-runner/has/no/key.pem", "public_key_file":
                                           "@rsa8192.pub.pem"}, "public_key_file"),
     # passwords
+    # a secret where a path or URI goes: the engine prints a failing property's value, so it must not be one
+    "key-file-holds-the-key-itself": InputCase({"key_file": "{pem_text}"}, "key_file", reason="not a file path"),
+    "public-key-file-holds-the-key-itself": InputCase({"key_file": None, "wrapped_key_file": "@wrapped.bin",
+                                                       "public_key_file": "{pem_text}"}, "public_key_file",
+                                                      reason="not a file path"),
+    "pkcs11-uri-with-pin-value": InputCase({"key_file": None, "key_password": None,
+                                            "pkcs11_uri": "pkcs11:token=T;object=K;type=private?pin-value={pin}"},
+                                           "pkcs11_uri", reason="pin-value"),
     "password-wrong": InputCase({"key_password": "wrong-" + KEY_PASSWORD[::-1]}, "key_password", key="rsa"),
     "password-absent": InputCase({"key_password": None}, "key_password", key="rsa"),
     "password-unneeded": InputCase({"key_password": KEY_PASSWORD}, "key_password"),
@@ -339,7 +353,7 @@ def _declared(case: InputCase, vault: "LocalVault", corpus: Corpus, keys: dict[s
         "kek": corpus.kek_id, "kek_base": kek_base, "kek_http": corpus.kek_id.replace("https://", "http://"),
         "kek_unversioned": kek_base, "kek_name": kek_base.rsplit("/", 1)[1], "ec_kek": corpus.ec_kek_id,
         "wrap_kek": corpus.wrap_kek_id, "vault": vault.vault_url,
-        "vault_http": vault.vault_url.replace("https://", "http://"),
+        "vault_http": vault.vault_url.replace("https://", "http://"), "pem_text": corpus.pem_text, "pin": corpus.pin,
     }
     key = keys[case.key]
     declared: dict[str, Any] = {"vault_url": vault.vault_url, "key_name": name, "kek_id": corpus.kek_id,
@@ -374,6 +388,8 @@ def test_byok_key_input_is_refused_cleanly(case_id: str, corpus: Corpus, refusal
             # reason of a failure against no property instead.
             if prop in P.SECRET_INPUTS:
                 problems.append(f"check names the secret property {prop}: the engine would print its value")
+            elif prop and scan(str(declared.get(prop, "")), corpus.secrets):
+                problems.append(f"check names {prop}, whose value holds a secret: the engine would print it")
             blamed = prop or reason.split(":", 1)[0]
             if blamed != case.prop:
                 problems.append(f"check blames {blamed}, not {case.prop}: {reason}")
@@ -437,6 +453,9 @@ CLI_CASES: dict[str, CliCase] = {
                                  "@ec.pem", "-o", "{out}"), ("--kek-id",), writes="{out}"),
     "wrap-kek-id-unversioned": CliCase(("wrap", "--kek-pem", "@kek.pub.pem", "--kek-id", "{kek_unversioned}",
                                         "--key", "@ec.pem", "-o", "{out}"), ("--kek-id",), writes="{out}"),
+    "wrap-key-is-the-key-itself": CliCase(("wrap", "--kek-pem", "@kek.pub.pem", "--kek-id", "{kek}", "--key",
+                                           "{pem_text}", "-o", "{out}"), ("--key",), writes="{out}",
+                                          reason="not a file path"),
     "wrap-key-truncated": CliCase(("wrap", "--kek-pem", "@kek.pub.pem", "--kek-id", "{kek}", "--key",
                                    "@truncated.pem", "-o", "{out}"), ("--key",), writes="{out}"),
     "wrap-key-ed25519": CliCase(("wrap", "--kek-pem", "@kek.pub.pem", "--kek-id", "{kek}", "--key",
@@ -527,7 +546,8 @@ def _argv(case: CliCase, corpus: Corpus, vault: "LocalVault", out: str, name: st
     kek_base = corpus.kek_id.rsplit("/", 1)[0]
     names = {"kek": corpus.kek_id, "kek_http": corpus.kek_id.replace("https://", "http://"),
              "kek_unversioned": kek_base, "kek_name": kek_base.rsplit("/", 1)[1], "vault": vault.vault_url,
-             "vault_http": vault.vault_url.replace("https://", "http://"), "out": out, "name": name}
+             "vault_http": vault.vault_url.replace("https://", "http://"), "out": out, "name": name,
+             "pem_text": corpus.pem_text}
     return [corpus.path(arg[1:]) if arg.startswith("@") else arg.format(**names) for arg in case.argv]
 
 
