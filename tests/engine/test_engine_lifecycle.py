@@ -313,6 +313,21 @@ def test_a_wrong_key_password_passed_in_code_is_never_printed_by_the_engine(proj
     scan_everything(project, m)
 
 
+def test_a_key_pasted_where_its_path_goes_is_never_printed_by_the_engine(project: EngineProject, sdk: Any) -> None:
+    """key_file is no secret, so the engine prints a failing key_file's value: a user who passes the PEM itself
+    must see the input named, not the key (in the reason or as the property's value)."""
+    m = write_keys(project)
+    project.secret_config(rsaKeyPassword=m.password)
+    project.edit_program("key_file=ec_key_file,", "key_file=open(ec_key_file).read(),", count=1)
+
+    failed = project.up(*VERBOSE, ok=False)
+
+    scan_everything(project, m)  # the engine's output at -v=9 holds no private key ...
+    assert "key_file: is not a file path" in failed.stdout  # ... and names the input at fault
+    with pytest.raises(ResourceNotFoundError):
+        live(sdk(project.vault), "TestECKey")
+
+
 # --- destroy ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("engine_vault", "purge", "purged"), [
     ({"behaviour": PURGEABLE}, True, True),
