@@ -290,8 +290,9 @@ def load_target_key(data: bytes, *, password: bytes | None = None, kty: KeyType 
     return TargetKey(info, der)
 
 
-# PEM (RFC 7468 §2): text before the first BEGIN line is allowed ("Bag Attributes" from `openssl pkcs12 -nodes`).
-_PEM_BLOCK_RE = re.compile(rb"-----BEGIN ([A-Z0-9 -]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
+# PEM (RFC 7468 §2): text before the first BEGIN line is allowed ("Bag Attributes" from `openssl pkcs12 -nodes`);
+# blanks after a BEGIN line's dashes too, as OpenSSL and pyca read them (else such a key would go uncounted).
+_PEM_BLOCK_RE = re.compile(rb"-----BEGIN ([A-Z0-9 -]+)-----[ \t]*\r?\n.*?-----END \1-----", re.DOTALL)
 # id-RSASSA-PSS (RFC 4055 §3.1, RFC 8017 A.2.3) as a DER OBJECT IDENTIFIER.
 _RSA_PSS_OID = bytes.fromhex("06092a864886f70d01010a")
 

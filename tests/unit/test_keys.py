@@ -315,6 +315,13 @@ def test_pem_with_two_keys_is_refused_and_leading_text_or_certificates_are_fine(
     first, second = one.private_bytes(PEM, PKCS8, NOENC), two.private_bytes(PEM, PKCS8, NOENC)
     with pytest.raises(KeyMaterialError, match="holds 2 keys"):
         keys.load_target_key(first + second)
+    # OpenSSL (and pyca) read a BEGIN/END line with trailing blanks: such a first key must count, not be skipped
+    # in favour of the second one (`openssl pkey` would read the first).
+    blank_after = first.replace(b"-----BEGIN PRIVATE KEY-----\n", b"-----BEGIN PRIVATE KEY----- \t\n", 1)
+    with pytest.raises(KeyMaterialError, match="holds 2 keys"):
+        keys.load_target_key(blank_after + second)
+    alone = keys.load_target_key(blank_after).public.fingerprint
+    assert alone == keys.describe_public_key(one.public_key()).fingerprint
     with pytest.raises(KeyMaterialError, match="holds 2 keys"):
         keys.load_public_key(one.public_key().public_bytes(PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
                              + first)
