@@ -10,7 +10,7 @@ import secrets
 import shlex
 import sys
 import traceback
-from typing import Callable, NoReturn, Sequence
+from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
 
 from .__version__ import __version__
 from .blob import TransferBlob, looks_like_transfer_blob
@@ -23,6 +23,9 @@ from .keys import (AES_KEY_ENCODINGS, KeyType, describe_public_key, generate_pri
                    load_public_key, load_target_key, private_key_pem)
 from . import guard, ownership, verify
 from .wrap import check_kek, split, wrap
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .vault import VaultKey
 
 __all__ = ["main", "build_parser"]
 
@@ -393,6 +396,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     tags = _parse_tags(args.tags)
     kv = _vault_client(args.vault_url)
     existing = vault.get_key(kv, args.name)
+    if guard.finishes(existing, blob, public if args.public_key else None, new_version=args.new_version):
+        # This very file's version, left disabled by an earlier run, holds --public-key: compare and make it live
+        # (verify.settle, as the provider does for wrapped_key_file) instead of refusing or importing it again.
+        assert existing is not None
+        progress(f"{args.name}'s current version {existing.version} came from this file and was left disabled "
+                 "unverified; it holds --public-key: making it live (nothing is imported)")
+        imported = verify.settle(kv, existing, public, enabled=not args.disabled, wrapped="--byok-file",
+                                 source="--public-key")
+        return _report_import(args, imported)
     guard.refuse_taken(existing, blob, public if args.public_key else None, new_version=args.new_version)
     # As the provider does with wrapped_key_file (verify.py): tagged with the ciphertext's digest, and with
     # --public-key imported disabled, compared, and only then enabled.
@@ -419,6 +431,10 @@ def cmd_import(args: argparse.Namespace) -> int:
                                      source="--public-key")
         except ByokError as exc:
             raise exc.for_input("--byok-file") from None
+    return _report_import(args, imported)
+
+
+def _report_import(args: argparse.Namespace, imported: "VaultKey") -> int:
     report(args, {"kid": imported.kid, "kty": imported.kty, "key_ops": list(imported.key_ops),
                   "enabled": imported.enabled, "fingerprint": imported.fingerprint},
            f"imported {imported.kid}: {imported.kty}, ops {' '.join(imported.key_ops) or '(none)'}"

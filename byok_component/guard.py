@@ -23,7 +23,7 @@ from .kid import KeyId, normalize_vault_url
 if TYPE_CHECKING:  # pragma: no cover
     from .vault import VaultKey
 
-__all__ = ["check_blob_vault", "refuse_taken", "refuse_existing_kek", "Verdict", "verdict"]
+__all__ = ["check_blob_vault", "finishes", "refuse_taken", "refuse_existing_kek", "Verdict", "verdict"]
 
 
 def check_blob_vault(blob: TransferBlob, vault_url: str) -> str:
@@ -44,6 +44,15 @@ def _held(vk: "VaultKey") -> str:
     return f"{vk.kty} {vk.fingerprint}" if vk.fingerprint else f"{vk.kty} (an AES key: the vault never shows it)"
 
 
+def finishes(existing: "VaultKey | None", blob: TransferBlob, expected: PublicKeyInfo | None, *,
+             new_version: bool) -> bool:
+    """Whether the current version is this very ``.byok``'s import, left disabled and unverified by an earlier
+    run (stopped before the comparison, or compared with another key), that holds ``expected``: then it is made
+    live rather than refused or imported again."""
+    return (existing is not None and not new_version and expected is not None and verify.unverified(existing)
+            and verify.made_from(existing, blob.ciphertext) and existing.fingerprint == expected.fingerprint)
+
+
 def refuse_taken(existing: "VaultKey | None", blob: TransferBlob, expected: PublicKeyInfo | None, *,
                  new_version: bool) -> None:
     """Refuse to import onto a name that already holds a key, unless ``--new-version`` says a new version is meant.
@@ -57,7 +66,8 @@ def refuse_taken(existing: "VaultKey | None", blob: TransferBlob, expected: Publ
     if verify.made_from(existing, blob.ciphertext) and verify.unverified(existing):
         raise KeyConflictError(f"{where} was imported from this very .byok file but never shown to match "
                                f"(tag {verify.UNVERIFIED_TAG}={existing.tags[verify.UNVERIFIED_TAG]}, enabled: "
-                               f"{'yes' if existing.enabled else 'no'}); check it with byok verify --public-key",
+                               f"{'yes' if existing.enabled else 'no'}); rerun with the --public-key it holds to "
+                               "make it live",
                                input="--name")
     if verify.made_from(existing, blob.ciphertext):
         raise KeyConflictError(f"{where} was imported from this very .byok file; nothing to do (--new-version "

@@ -120,7 +120,7 @@ def test_import_checks_the_kid_host_before_sending_anything(env, tmp_path, capsy
 def test_import_with_public_key_goes_live_only_when_it_matches(env, kek, tmp_path, capsys, unique_name,
                                                                key_client) -> None:
     url, name = env.vault_url, unique_name("checked")
-    (one, _), (_, two_pub) = ec_files(tmp_path, 24), ec_files(tmp_path, 25)
+    (one, one_pub), (_, two_pub) = ec_files(tmp_path, 24), ec_files(tmp_path, 25)
     wrap_for(capsys, kek, url, one, tmp_path / "one.byok")
     argv = ["import", "--vault-url", url, "--name", name, "--byok-file", str(tmp_path / "one.byok"),
             "--public-key", str(two_pub)]
@@ -133,6 +133,13 @@ def test_import_with_public_key_goes_live_only_when_it_matches(env, kek, tmp_pat
     code, _, err = run(capsys, *argv)  # the rerun says what happened and sends nothing
     assert code == 1 and "never shown to match" in error(err)
     assert len(list(key_client.list_properties_of_key_versions(name))) == 1
+    # The public key that file really holds: that very version is compared and made live (as the provider does
+    # with wrapped_key_file), not refused for ever nor imported a second time.
+    code, out, err = run(capsys, *argv[:-1], str(one_pub))
+    assert code == 0, err
+    held = key_client.get_key(name)
+    assert held.properties.enabled is True and verify.UNVERIFIED_TAG not in (held.properties.tags or {})
+    assert len(list(key_client.list_properties_of_key_versions(name))) == 1 and held.id in out
 
 
 def test_kek_create_refuses_an_existing_name(env, capsys, unique_name, key_client) -> None:
@@ -207,12 +214,20 @@ def test_an_import_interrupted_before_the_comparison_is_left_disabled(env, kek, 
     def stop(*args: Any, **kwargs: Any) -> Any:  # the process dies between the import and the comparison
         raise KeyboardInterrupt
 
+    settle = verify.settle
     monkeypatch.setattr(verify, "settle", stop)
     code, _, _ = run(capsys, "import", "--vault-url", url, "--name", name, "--byok-file", str(tmp_path / "one.byok"),
                      "--public-key", str(one_pub))
     assert code == 130
     held = key_client.get_key(name)
     assert held.properties.enabled is False and held.properties.tags[verify.UNVERIFIED_TAG] == verify.PENDING
+    monkeypatch.setattr(verify, "settle", settle)  # the rerun finishes the comparison on that version
+    code, _, err = run(capsys, "import", "--vault-url", url, "--name", name, "--byok-file", str(tmp_path / "one.byok"),
+                       "--public-key", str(one_pub))
+    assert code == 0, err
+    held = key_client.get_key(name)
+    assert held.properties.enabled is True and verify.UNVERIFIED_TAG not in (held.properties.tags or {})
+    assert len(list(key_client.list_properties_of_key_versions(name))) == 1
 
 
 def test_import_refuses_reserved_tags_and_counts_them_against_the_limit(env, tmp_path, capsys, unique_name) -> None:
