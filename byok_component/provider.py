@@ -214,11 +214,12 @@ def engine_failure(prop: str, reason: str, value: object = None) -> CheckFailure
     """A CheckFailure the engine can print safely.
 
     The engine prints a failing property's value from the program's inputs (step_generator.go
-    issueCheckFailures, ``%v``), and a secret that did not come from stack config is shown in clear
-    (pulumi/pulumi#19465). So a secret property is never the failing property: it is named in the text of a
-    failure against no property (the engine then prints the resource and the reason only). The same goes for a
-    ``value`` that may hold a secret although its property does not: a key pasted where its path goes, a
-    ``pkcs11_uri`` carrying ``pin-value`` (RFC 7512 §2.4).
+    issueCheckFailures, ``%v``). Pulumi v3.274.1 masks a value the program marked secret (``{[secret]}``; ByokKey
+    marks key_password and pkcs11_pin) but not every secret is marked (pulumi/pulumi#19465), so a secret property is
+    never the failing property: it is named in the text of a failure against no property (the engine then prints
+    the resource and the reason only). The same goes for a ``value`` that may hold a secret although its property
+    is not secret, which the engine prints in clear: a key pasted where its path goes, a ``pkcs11_uri`` carrying
+    ``pin-value`` (RFC 7512 §2.4).
     """
     pin_in_uri = isinstance(value, str) and re.search(r"pin(-|%2d)value", value, re.IGNORECASE) is not None
     if prop in P.SECRET_INPUTS or holds_content(value) or pin_in_uri:

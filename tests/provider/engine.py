@@ -7,7 +7,10 @@ Read from pulumi/pulumi (a 2026 snapshot; paths in that repository, functions na
     resource, one being re-created, or one targeted for replacement (``isTargetedReplace``: ``--replace URN``
     or ``old.Taint``).
   - ``issueCheckFailures``: a failure against a property prints ``inputs[failure.Property]`` from the
-    *program's* inputs with ``%v``; a failure against no property prints the reason alone.
+    *program's* inputs with ``%v``; a failure against no property prints the reason alone. The real CLI
+    (v3.274.1, tests/engine) shows a value the program marked secret as ``{[secret]}`` — ByokKey marks
+    ``key_password`` itself — and prints any other value in clear; this driver prints secrets in clear too, a
+    stricter model (pulumi/pulumi#19465), so no test depends on that mask.
   - ``diff``: a targeted replace, a ``replaceWith``/``deletedWith`` cascade or a provider change returns a
     replace on ``id`` (or ``replaceWith``/``deletedWith``/``provider``) **without calling the provider's Diff**;
     otherwise ``diffResource`` calls Diff with the old outputs (and old inputs) against the checked inputs,
