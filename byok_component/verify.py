@@ -14,7 +14,7 @@ Two reserved tags on the version record what happened, so a rerun recognises its
   recognised instead of imported twice.
 - ``byok-unverified`` = ``pending`` from the import until the comparison, ``mismatch`` after a failed one (the
   version stays disabled). The PATCH that makes a matching version live removes it. ``read`` (refresh) never
-  takes a version that carries it into state.
+  takes a version that carries it into state, unless someone enabled it by hand (then it is live: drift).
 
 Wrapped AES keys have no public half, so there is nothing to compare: they go live as imported (the vault's
 unwrap proves the KEK; their identity is the ciphertext itself).
@@ -105,9 +105,13 @@ def mismatch_reason(vk: "VaultKey", expected: PublicKeyInfo, *, wrapped: str, so
 
 def live_version(kv: "KeyClient", current: "VaultKey") -> "VaultKey | None":
     """The version refresh should record: ``current`` unless it is unverified, else the newest version that is
-    not (None when there is none). One list call, and one GET, only in that case."""
+    not (None when there is none). One list call, and one GET, only in that case.
+
+    An unverified version that is *enabled* was enabled by hand (we import it disabled and disable it on a
+    mismatch): it is what the vault serves now, so it is recorded and the drift shows.
+    """
     from . import vault
 
-    if not unverified(current):
+    if not unverified(current) or current.enabled:
         return current
     return vault.newest_version(kv, current.name, lambda tags: UNVERIFIED_TAG not in tags)

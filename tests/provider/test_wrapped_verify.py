@@ -107,6 +107,17 @@ def test_an_update_with_mismatched_ciphertext_keeps_the_old_version_live_and_out
     assert (seen.outs["version"], seen.outs["fingerprint"], seen.outs["enabled"]) == (
         first.outs["version"], keys["ec"].info.fingerprint, True)
     assert verify.UNVERIFIED_TAG not in seen.outs["tags"]
+    # Someone enables the failed version by hand: it is now the live current version holding other material, so
+    # refresh must record it (the drift shows, and the next up imports the declared key again), not hide it.
+    sdk(premium).update_key_properties(key_name, failed.version, enabled=True)
+    seen = provider.read(first.id, first.outs)
+    assert (seen.outs["version"], seen.outs["fingerprint"]) == (failed.version, keys["ec2"].info.fingerprint)
+    declared = check(provider, {"vault_url": premium.vault_url, "key_name": key_name, "kek_id": kek_id,
+                                "key_file": keys["ec"].private})
+    assert provider.diff(first.id, seen.outs, declared).changes is True
+    provider.update(first.id, seen.outs, declared)  # the next up puts the declared key back in front
+    now = held(sdk(premium), key_name)
+    assert (now.versions, now.enabled, now.public) == (3, True, public_of(keys["ec"].private))
 
 
 def test_matching_ciphertext_goes_live_with_one_patch(premium, kek_id, keys, sdk, keydir: Path) -> None:
