@@ -336,7 +336,7 @@ def cmd_kek_download(args: argparse.Namespace) -> int:
     if vk is None:
         if args.version and (current := vault.get_key(kv, args.name)) is not None:
             # az cannot reach a local (loopback) vault, so it is suggested only for Azure's.
-            listing = ("" if vault._is_loopback(args.vault_url) else ", or list them: az keyvault key "
+            listing = ("" if vault.is_loopback(args.vault_url) else ", or list them: az keyvault key "
                        f"list-versions --id {args.vault_url}/keys/{args.name}")
             raise InputError(next_step(f"key {args.name} in {args.vault_url} has no version {args.version}",
                                        f"leave out --version for the current one ({current.version}){listing}"),

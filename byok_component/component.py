@@ -16,7 +16,7 @@ import pulumi
 from .errors import InputError
 from .kek import KEK_SIZES, DataPlaneKek, DataPlaneKekArgs
 from .kekview import KekPublicKey, KekPublicKeyArgs
-from .kid import KeyId, check_key_name, normalize_vault_url
+from .kid import KeyId, check_key_name, is_loopback, normalize_vault_url
 from .rbacgate import RbacGate, RbacGateArgs
 from .resource import ByokKey, ByokKeyArgs, KeyMaterialArgs
 
@@ -347,7 +347,7 @@ def _validate(args: ByokVaultArgs) -> None:
                              "alone no ARM resource is created)", input="principal_id")
     if isinstance(args.vault_url, str):
         url = normalize_vault_url(args.vault_url, input="vault_url")
-        if args.target == "managedhsm" and ".managedhsm." not in url and not _is_loopback(url):
+        if args.target == "managedhsm" and ".managedhsm." not in url and not is_loopback(url):
             raise InputError("target 'managedhsm' needs a Managed HSM URL (https://NAME.managedhsm.azure.net)",
                              input="vault_url")
         if args.target == "azure" and ".managedhsm." in url:
@@ -377,10 +377,6 @@ def _validate(args: ByokVaultArgs) -> None:
         if args.target == "azure" and _is_oct(spec):
             raise InputError(f"key {spec.name!r} is an AES (oct-HSM) key; only Managed HSM imports those "
                              "(use target 'managedhsm')", input=f"keys[{spec.name}].key_type")
-
-
-def _is_loopback(url: str) -> bool:
-    return url.startswith(("https://127.0.0.1", "https://localhost", "https://[::1]"))
 
 
 def _is_oct(spec: ByokKeySpec) -> bool:

@@ -24,6 +24,11 @@ VAULT_DNS_SUFFIXES: tuple[str, ...] = (
 LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
 
 
+def is_loopback(vault_url: str) -> bool:
+    """True when ``vault_url``'s host is a loopback host: the local vault, never Azure."""
+    return (urlsplit(vault_url).hostname or "") in LOOPBACK_HOSTS
+
+
 def check_key_name(name: object, *, input: str = "key_name") -> str:  # noqa: A002
     """Return ``name`` if Key Vault accepts it, else raise InputError."""
     if not isinstance(name, str) or not KEY_NAME_RE.match(name):

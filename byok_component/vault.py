@@ -23,7 +23,6 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -35,7 +34,7 @@ from .files import read_input
 from .errors import (ByokError, InputError, KekError, KeyConflictError, KeyDeletedError, KeyNotFoundError,
                      ThrottledError, VaultAuthError, VaultError, VaultPermissionError)
 from .keys import PublicKeyInfo, public_key_from_jwk
-from .kid import KeyId, LOOPBACK_HOSTS, normalize_vault_url
+from .kid import KeyId, is_loopback, normalize_vault_url
 from .wrap import check_kek
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -173,7 +172,7 @@ def _credential(vault_url: str) -> Any:
     token_file = os.environ.get(ENV_TOKEN_FILE)
     if token_file:
         return _TokenFileCredential(token_file)
-    if _is_loopback(vault_url):
+    if is_loopback(vault_url):
         raise VaultAuthError(f"{vault_url} is a loopback (local) vault: set {ENV_TOKEN_FILE} to its token file "
                              f"({_FIX_LOCAL}); Azure credentials are never sent to a loopback address",
                              input=ENV_TOKEN_FILE)
@@ -183,10 +182,6 @@ def _credential(vault_url: str) -> Any:
             from azure.identity import DefaultAzureCredential
             _default_credential = DefaultAzureCredential()
         return _default_credential
-
-
-def _is_loopback(vault_url: str) -> bool:
-    return (urlsplit(vault_url).hostname or "") in LOOPBACK_HOSTS
 
 
 _clients: "OrderedDict[tuple[Any, ...], KeyClient]" = OrderedDict()
@@ -240,7 +235,7 @@ def _client_options(url: str) -> dict[str, Any]:
     options: dict[str, Any] = {
         # A local vault on loopback cannot be *.vault.azure.net, so the challenge check is off there only: a
         # loopback vault gets nothing but its token file's token (_credential). Everywhere else it stays on.
-        "verify_challenge_resource": not _is_loopback(url),
+        "verify_challenge_resource": not is_loopback(url),
         "retry_total": 6, "retry_status": 6, "retry_backoff_factor": 0.8, "retry_backoff_max": 30,
         "read_timeout": settings().timeout_seconds, "connection_timeout": 10,
     }
