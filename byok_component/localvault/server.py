@@ -200,10 +200,7 @@ class _Server(ThreadingHTTPServer):
         except Exception:  # noqa: BLE001 - one connection's failure ends that connection only
             self.handle_error(request, client_address)
         finally:
-            self.shutdown_request(request)
-            with self._slots_lock:
-                self._serving -= 1
-                self._workers.discard(threading.current_thread())
+            self._release(request, refused=False)
 
     def _refuse(self, request: Any, client_address: Any) -> None:
         """503 + Retry-After on a TLS connection beyond the cap: a clear answer an SDK retries."""
@@ -228,10 +225,17 @@ class _Server(ThreadingHTTPServer):
         except (ssl.SSLError, OSError):
             pass
         finally:
-            self.shutdown_request(request)
-            with self._slots_lock:
+            self._release(request, refused=True)
+
+    def _release(self, request: Any, *, refused: bool) -> None:
+        """A worker's end: close its socket, free its slot (serving or refusing) and forget its thread."""
+        self.shutdown_request(request)
+        with self._slots_lock:
+            if refused:
                 self._refusing -= 1
-                self._workers.discard(threading.current_thread())
+            else:
+                self._serving -= 1
+            self._workers.discard(threading.current_thread())
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         request.settimeout(_HANDSHAKE_TIMEOUT)
