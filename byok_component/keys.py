@@ -281,8 +281,7 @@ def load_target_key(data: bytes, *, password: bytes | None = None, kty: KeyType 
         if password:
             raise KeyMaterialError("a password was given but a raw AES key is not encrypted", input=input)
         return _oct_target(decode_aes_key(data, encoding, input=input))
-    private_key = _load_private(data, password, input, prime_check)
-    info = describe_public_key(private_key.public_key(), input=input)
+    private_key, info = _load_private(data, password, input, prime_check)
     if kty is not None and kty != info.kty:
         raise KeyMaterialError(f"key type {kty} was asked for but the file holds an {info.kty} key", input=input)
     der = private_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
@@ -365,7 +364,8 @@ def _check_primes(key: rsa.RSAPrivateKey, input: str) -> None:  # noqa: A002
 
 
 def _load_private(data: bytes, password: bytes | None, input: str,  # noqa: A002
-                  prime_check: bool = False) -> object:
+                  prime_check: bool = False) -> tuple[object, PublicKeyInfo]:
+    """The private key and its public description (described once: the RFC 7638 thumbprint is not free)."""
     if not data:
         raise KeyMaterialError("the file is empty", input=input)
     pem = _pem_key(data, input, "private")
@@ -401,13 +401,13 @@ def _load_private(data: bytes, password: bytes | None, input: str,  # noqa: A002
             raise KeyMaterialError("not a readable PEM private key (malformed or truncated)", input=input) from None
         raise KeyMaterialError(
             "not a PEM or DER private key (for an AES key file declare the key type oct)", input=input) from None
+    info = describe_public_key(key.public_key(), input=input)  # e and size first: the clearest message
     if isinstance(key, rsa.RSAPrivateKey):
-        describe_public_key(key.public_key(), input=input)  # e and size first: the clearest message
         if not _rsa_numbers_agree(key):
             raise KeyMaterialError("not a valid RSA private key (its numbers are inconsistent)", input=input)
         if prime_check:
             _check_primes(key, input)
-    return key
+    return key, info
 
 
 def _rsa_numbers_agree(key: rsa.RSAPrivateKey) -> bool:
