@@ -118,6 +118,11 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _kek_from_pem(path: str):  # noqa: ANN202
+    """--kek-pem read as a BYOK KEK: an RSA public key of a size the vault uses (wrap.check_kek)."""
+    return check_kek(load_kek_public_key(read_file(path, input="--kek-pem"), input="--kek-pem"), input="--kek-pem")
+
+
 def _wrap_kek(args: argparse.Namespace):  # noqa: ANN202
     """The KEK a wrap uses, from --kek-pem or from the vault (--vault-url), checked against a --kek-fingerprint pin."""
     from .kekpin import check_pin, kek_from_vault
@@ -125,8 +130,7 @@ def _wrap_kek(args: argparse.Namespace):  # noqa: ANN202
         raise InputError("give the KEK as --kek-pem FILE, or --vault-url URL to read it from the vault (one of them)",
                          input="--kek-pem")
     if args.kek_pem:
-        kek = check_kek(load_kek_public_key(read_file(args.kek_pem, input="--kek-pem"), input="--kek-pem"),
-                        input="--kek-pem")
+        kek = _kek_from_pem(args.kek_pem)
         source = args.kek_pem
     else:
         kek = check_kek(kek_from_vault(args.vault_url, args.kek_id), input="--kek-id")
@@ -245,8 +249,7 @@ def cmd_blob(args: argparse.Namespace) -> int:
                                    f"import it as it is (byok import --byok-file {args.wrapped}) or check it "
                                    f"with byok inspect {args.wrapped}"), input="--wrapped")
     if args.kek_pem:
-        kek = check_kek(load_kek_public_key(read_file(args.kek_pem, input="--kek-pem"), input="--kek-pem"),
-                        input="--kek-pem")
+        kek = _kek_from_pem(args.kek_pem)
         try:
             split(ciphertext, kek.key_size // 8)
         except UnwrapError as exc:
