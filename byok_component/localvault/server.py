@@ -215,8 +215,8 @@ class _Server(ThreadingHTTPServer):
                     if not chunk:
                         break
                     head += chunk
-                body = json.dumps({"error": {"code": "ServiceUnavailable", "message": (
-                    f"the local vault is serving its maximum of {self.limits.max_connections} connections; retry later")}}).encode()
+                body = json.dumps(_error(503, "ServiceUnavailable", f"the local vault is serving its maximum of "
+                                         f"{self.limits.max_connections} connections; retry later").body).encode()
                 connection.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
                                    b"Content-Type: application/json; charset=utf-8\r\n"
                                    b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
