@@ -205,16 +205,8 @@ class DataPlaneKekProvider(ResourceProvider):
         from . import vault
 
         p = KekProps.from_dict(props)
-        kv = vault.client(p.vault_url)
-        held = vault.get_key(kv, p.key_name) or (vault.get_deleted_key(kv, p.key_name) if p.purge_on_delete else None)
-        if held is None:
-            return
-        verdict = ownership.may_remove(ownership.marker_of(props), held.tags)
-        if not verdict.remove:
-            ownership.warn(f"delete {p.key_id}: left in the vault, not deleted"
-                           f"{' or purged' if p.purge_on_delete else ''}: {verdict.why}")
-            return
-        vault.delete(kv, p.key_name, purge=p.purge_on_delete)
+        vault.delete_if_owned(vault.client(p.vault_url), p.key_name, ownership.marker_of(props),
+                              purge=p.purge_on_delete, key=p.key_id)
 
 
 def _same_place(name: str, new: str, old: str) -> bool:

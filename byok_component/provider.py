@@ -197,16 +197,7 @@ class ByokKeyProvider(ResourceProvider):
         key = P.key_id(vault_url, key_name)
         purge = props.get("purge_on_delete") is True
         with _context("delete", key):
-            kv = vault.client(vault_url)
-            held = vault.get_key(kv, key_name) or (vault.get_deleted_key(kv, key_name) if purge else None)
-            if held is None:
-                return  # gone already (and nothing to purge)
-            verdict = ownership.may_remove(ownership.marker_of(props), held.tags)
-            if not verdict.remove:
-                ownership.warn(f"delete {key}: left in the vault, not deleted{' or purged' if purge else ''}: "
-                               f"{verdict.why}")
-                return
-            vault.delete(kv, key_name, purge=purge)
+            vault.delete_if_owned(vault.client(vault_url), key_name, ownership.marker_of(props), purge=purge, key=key)
 
 
 # --- helpers -------------------------------------------------------------------------------------------------

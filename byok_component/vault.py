@@ -617,6 +617,21 @@ def delete(kv: "KeyClient", name: str, *, purge: bool) -> Deleted:
     return Deleted(name, kept=False)
 
 
+def delete_if_owned(kv: "KeyClient", name: str, marker: str | None, *, purge: bool, key: str) -> None:
+    """``delete`` only while the resource holding ``marker`` still owns the key (ownership.py); else leave it and
+    say why on stderr. Absent counts as deleted; a soft-deleted key is looked at only when it would be purged.
+    ``key`` names the key in the warning."""
+    from . import ownership
+
+    held = get_key(kv, name) or (get_deleted_key(kv, name) if purge else None)
+    if held is None:
+        return  # gone already (and nothing to purge)
+    verdict = ownership.may_remove(marker, held.tags)
+    if not verdict.remove:
+        ownership.warn(f"delete {key}: left in the vault, not deleted{' or purged' if purge else ''}: {verdict.why}")
+        return
+    delete(kv, name, purge=purge)
+
 def _log_kept(kept: Deleted, vault_url: str) -> None:
     until = f" until {kept.scheduled_purge_date:%Y-%m-%d}" if kept.scheduled_purge_date else ""
     log.warning("purge key %s: %s has purge protection (recoveryLevel %s): the deleted key is kept%s, when its "
